@@ -31,6 +31,7 @@ def cli() -> None:
 @click.option("--max-tokens", type=int, default=None, help="Maximum new tokens per sample.")
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--limit", type=int, default=None, help="Only the first L documents of each task.")
+@click.option("--prompt-style", default=None, help="Prompt style for tasks that offer several (e.g. boxed).")
 @click.option("--seed", type=int, default=1234, show_default=True)
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Folder with local data files.")
 @click.option("--output-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
@@ -72,6 +73,7 @@ def run(**opts: object) -> None:
         use_cache=not opts["no_cache"],
         cache_dir=opts["cache_dir"],
         task_dirs=tuple(opts["task_dirs"]),
+        prompt_style=opts["prompt_style"],
     )
     run_dir, results = run_tasks(config, progress=not opts["quiet"])
     print_summary(results, run_dir)
@@ -93,20 +95,25 @@ def list_tasks(task_dirs: tuple[Path, ...]) -> None:
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
-def compare(runs: tuple[Path, ...], as_json: bool) -> None:
-    """Compare runs side by side: every shared task and metric, with the delta to the first run."""
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
+@click.option("--bootstrap-seed", type=int, default=0, show_default=True)
+def compare(runs: tuple[Path, ...], as_json: bool, confidence: float, bootstrap_seed: int) -> None:
+    """Compare runs against the first: values, deltas, paired-bootstrap CIs and verdicts."""
     import json
 
-    from evalkit.results import load_results
-    from evalkit.summary import comparison_rows, print_comparison
+    from evalkit.comparison import compare_runs
+    from evalkit.results import json_safe, load_results
+    from evalkit.summary import print_comparison
 
     if len(runs) < 2:
         raise EvalkitError("compare needs at least two runs")
     loaded = [load_results(r) for r in runs]
+    rows = compare_runs(loaded, confidence, bootstrap_seed)
     if as_json:
-        click.echo(json.dumps({"runs": [r["run_id"] for r in loaded], "rows": comparison_rows(loaded)}, indent=2))
+        payload = {"runs": [r["run_id"] for r in loaded], "confidence": confidence, "rows": [r.to_json() for r in rows]}
+        click.echo(json.dumps(json_safe(payload), indent=2))
     else:
-        print_comparison(loaded)
+        print_comparison(loaded, rows, confidence)
 
 
 def _not_available(verb: str) -> None:
@@ -116,17 +123,61 @@ def _not_available(verb: str) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--baseline", required=True, type=click.Path(path_type=Path), help="Run or results file to gate against.")
-def check(run: Path, baseline: Path) -> None:
+@click.option("--policy", type=click.Path(path_type=Path), default=None, help="YAML file of per-metric tolerances.")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=None, help="Default absolute tolerance.")
+@click.option(
+    "--max-relative-drop", type=click.FloatRange(min=0), default=None, help="Default tolerance as a fraction."
+)
+@click.option("--metric", "only", multiple=True, help="Gate only this metric (repeatable).")
+@click.option("--require-significance", is_flag=True, help="A drop must also be significant (paired bootstrap).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_context
+def check(ctx: click.Context, run: Path, baseline: Path, policy: Path | None, **opts: object) -> None:
     """Gate a run against a baseline: exit 0 within bounds, 1 on a regression, 2 on bad input."""
-    _not_available("check")
+    import dataclasses
+    import json
+
+    from evalkit.check import CheckPolicy, Tolerance, check_run, load_policy
+    from evalkit.results import load_results
+    from evalkit.summary import print_findings
+
+    rules = load_policy(policy) if policy else CheckPolicy()
+    if opts["max_drop"] is not None or opts["max_relative_drop"] is not None:
+        rules.default = Tolerance(opts["max_drop"], opts["max_relative_drop"])  # type: ignore[arg-type]
+    if opts["only"]:
+        rules.only = tuple(opts["only"])  # type: ignore[arg-type]
+    rules.require_significance = rules.require_significance or bool(opts["require_significance"])
+    current, base = load_results(run), load_results(baseline)
+    findings = check_run(current, base, rules)
+    if opts["as_json"]:
+        click.echo(json.dumps([dataclasses.asdict(f) for f in findings], indent=2))
+    else:
+        print_findings(findings, current, base)
+    if any(f.status != "ok" for f in findings):
+        ctx.exit(1)
 
 
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="HTML file to write.")
-def report(runs: tuple[Path, ...], output: Path) -> None:
+@click.option("--samples-per-task", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--samples-per-doc", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--diversity-metric", default=None, help="x axis of the scatter (default: ngram_diversity, ...).")
+@click.option("--quality-metric", default=None, help="y axis of the scatter (default: accuracy, pass@1, ...).")
+def report(runs: tuple[Path, ...], output: Path, **opts: object) -> None:
     """Write one self-contained HTML page with metric tables, curves and sample outputs."""
-    _not_available("report")
+    from evalkit.report import render_report, write_report
+    from evalkit.results import load_results
+
+    if output.is_dir():
+        raise EvalkitError(f"-o {output} is a folder; give a file name such as report.html")
+    loaded = [load_results(r) for r in runs]
+    names = [r["run_id"] for r in loaded]
+    if len(set(names)) < len(names):
+        raise EvalkitError(f"two runs share a run id ({', '.join(names)}); give each run its own --run-id")
+    html = render_report(loaded, **opts)  # type: ignore[arg-type]
+    write_report(output, html)
+    click.echo(f"report: {output} ({len(loaded)} runs, {len(html) // 1024} KiB)")
 
 
 @cli.command()

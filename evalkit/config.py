@@ -133,6 +133,16 @@ class TaskSpec:
     suites: tuple[str, ...] = ()
     answer_field: str | None = None
     source_file: Path | None = None
+    # Named alternative prompts (e.g. "boxed", "answer_is"); ``prompt`` is the default one's.
+    prompt_styles: dict[str, PromptSpec] = field(default_factory=dict)
+    prompt_style: str | None = None
+
+    def with_prompt_style(self, style: str) -> TaskSpec:
+        if style not in self.prompt_styles:
+            from evalkit.registry import unknown_name
+
+            raise ConfigError(f"task {self.name}: {unknown_name('prompt style', style, self.prompt_styles)}")
+        return dataclasses.replace(self, prompt=self.prompt_styles[style], prompt_style=style)
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,7 @@ class RunConfig:
     use_cache: bool = True
     task_dirs: tuple[Path, ...] = ()  # folders of extra task YAML files
     cache_dir: Path | None = None  # generation cache folder; default $EVALKIT_CACHE or ~/.cache/evalkit
+    prompt_style: str | None = None  # for tasks that offer several prompts
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -11,6 +12,8 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from evalkit import __version__
 from evalkit.errors import EvalkitError
@@ -40,6 +43,12 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def document_id(doc: dict[str, Any]) -> str:
+    """A stable name for a document from its content: runs pair documents by it, whatever their order or limit."""
+    canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def ensure_writable(output_dir: Path) -> None:
@@ -88,14 +97,49 @@ def write_run(
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    """results.json of a run, given the run folder or the file itself."""
+    """results.json of a run, given the run folder or the file itself.
+
+    A hand-written baseline file needs only ``{"tasks": {TASK: {"metrics": {...}}}}``."""
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
     except FileNotFoundError:
         raise EvalkitError(f"no results found at {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EvalkitError(f"cannot read results {file}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise EvalkitError(f"cannot read results {file}: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
         raise EvalkitError(f"{file} is not an evalkit results file (no 'tasks' mapping)")
+    for task, entry in data["tasks"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+            raise EvalkitError(f"{file}: task {task!r} has no 'metrics' mapping")
+    data.setdefault("run_id", file.parent.name if file.name == RESULTS_FILE else file.stem)
+    data.setdefault("model", "?")
+    data["path"] = str(file.parent)
     return data
+
+
+def read_jsonl(file: Path) -> list[dict[str, Any]]:
+    """The rows of a run's jsonl file; an empty list when the run has none (a hand-written baseline)."""
+    if not file.is_file():
+        return []
+    rows = []
+    try:
+        with file.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    rows.append(json.loads(line))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalkitError(f"cannot read {file}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise EvalkitError(f"{file} line {number} is not valid JSON: {exc.msg}") from None
+    return rows
+
+
+def load_documents(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-document metric values of a loaded run (documents.jsonl beside its results.json)."""
+    return read_jsonl(Path(results["path"]) / DOCUMENTS_FILE)
+
+
+def load_samples(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return read_jsonl(Path(results["path"]) / SAMPLES_FILE)

@@ -25,7 +25,7 @@ from evalkit.errors import ConfigError, DataUnavailable
 from evalkit.metrics import METRICS, aggregate
 from evalkit.progress import progress_bar
 from evalkit.registry import resolve_tasks, task_registry
-from evalkit.results import ensure_writable, library_versions, write_run
+from evalkit.results import document_id, ensure_writable, library_versions, write_run
 from evalkit.tasks import render_messages
 
 Progress = Callable[[int], None]
@@ -53,9 +53,14 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
         raise ConfigError(f"limit must be >= 1, got {config.limit}")
     registry = task_registry(*config.task_dirs)
     names = resolve_tasks(registry, config.suite, config.tasks)
+    specs = [registry.get(name) for name in names]
+    if config.prompt_style is not None:
+        styled = [s for s in specs if s.prompt_styles]
+        if not styled:
+            raise ConfigError(f"--prompt-style {config.prompt_style}: none of the tasks has prompt styles")
+        specs = [s.with_prompt_style(config.prompt_style) if s.prompt_styles else s for s in specs]
     prepared = []
-    for name in names:
-        spec = registry.get(name)
+    for name, spec in zip(names, specs):
         try:
             sampling = spec.sampling.replace(**config.sampling_overrides, seed=config.seed)
         except TypeError as exc:
@@ -175,9 +180,13 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
                 "n_docs": len(task.docs),
                 "n_samples": len(task.docs) * task.sampling.n,
                 "sampling": dataclasses.asdict(task.sampling),
+                **({"prompt_style": task.spec.prompt_style} if task.spec.prompt_style else {}),
             }
             samples.extend(_sample_rows(task, prompts, completions, scores))
-            documents.extend({"task": task.spec.name, "doc_index": d, "metrics": m} for d, m in enumerate(per_doc))
+            documents.extend(
+                {"task": task.spec.name, "doc_index": d, "doc_id": document_id(doc), "metrics": m}
+                for d, (doc, m) in enumerate(zip(task.docs, per_doc))
+            )
     if cache:
         cache.close()
     results = {
@@ -203,10 +212,12 @@ def _sample_rows(task: PreparedTask, prompts: list[str], completions: list[list[
     rows = []
     answer_field = task.spec.answer_field
     for d, (doc, prompt, samples, doc_scores) in enumerate(zip(task.docs, prompts, completions, scores)):
+        doc_id = document_id(doc)
         for s, (completion, sample_scores) in enumerate(zip(samples, doc_scores)):
             row = {
                 "task": task.spec.name,
                 "doc_index": d,
+                "doc_id": doc_id,
                 "sample_index": s,
                 "prompt": prompt,
                 "completion": completion,

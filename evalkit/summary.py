@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from evalkit.check import Finding
+from evalkit.comparison import ComparisonRow
 from evalkit.config import TaskSpec
 
 
@@ -62,32 +64,53 @@ def _first_sentence(spec: TaskSpec) -> str:
     return head.rstrip(".")
 
 
-def comparison_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (task, metric) present in the first run and every other: values and deltas."""
-    rows = []
-    for task, entry in runs[0]["tasks"].items():
-        if not all(task in r["tasks"] for r in runs[1:]):
-            continue
-        for metric, value in entry["metrics"].items():
-            values = [value, *(r["tasks"][task]["metrics"].get(metric) for r in runs[1:])]
-            deltas = [None if v is None or value is None else v - value for v in values[1:]]
-            rows.append({"task": task, "metric": metric, "values": values, "deltas": deltas})
-    return rows
+_VERDICT_STYLE = {"better": "green", "worse": "red"}
 
 
-def print_comparison(runs: list[dict[str, Any]]) -> None:
+def print_comparison(runs: list[dict[str, Any]], rows: list[ComparisonRow], confidence: float = 0.95) -> None:
     console = Console()
-    table = Table(title="comparison (delta against the first run)")
+    title = f"comparison against the first run (Δ with paired-bootstrap {confidence:.0%} CI over documents)"
+    table = Table(title=title)
     table.add_column("task")
     table.add_column("metric")
     for run in runs:
         table.add_column(f"{run['run_id']}\n{run['model']}", justify="right")
     for run in runs[1:]:
         table.add_column(f"Δ {run['run_id']}", justify="right")
-    for row in comparison_rows(runs):
-        table.add_row(row["task"], row["metric"], *map(_fmt, row["values"]), *map(_signed, row["deltas"]))
+        table.add_column("verdict")
+    for row in rows:
+        cells = [row.task, row.metric + ("" if row.direction == "higher" else f" ({row.direction})")]
+        cells += [_fmt(v) for v in row.values]
+        for diff in row.differences:
+            ci = diff.interval
+            span = "" if ci is None or ci.low is None else f" [{ci.low:+.2f}, {ci.high:+.2f}]"
+            style = _VERDICT_STYLE.get(diff.verdict)
+            verdict = "n.s." if diff.verdict == "no significant difference" else diff.verdict
+            cells += [_signed(diff.delta) + span, f"[{style}]{verdict}[/]" if style else verdict]
+        table.add_row(*cells)
     console.print(table)
+    console.print("n.s.: no significant difference; higher/lower: a significant change of a neutral metric")
 
 
 def _signed(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:+.2f}"
+
+
+def print_findings(findings: list[Finding], run: dict[str, Any], baseline: dict[str, Any]) -> None:
+    console = Console()
+    table = Table(title=f"check {run['run_id']} against baseline {baseline['run_id']}")
+    for column in ("task", "metric", "baseline", "run", "status", "why"):
+        table.add_column(column, justify="right" if column in ("baseline", "run") else "left")
+    for f in findings:
+        status = "[green]ok[/]" if f.status == "ok" else f"[red]{f.status}[/]"
+        table.add_row(f.task, f.metric, _fmt(f.baseline), _fmt(f.value), status, f.reason)
+    console.print(table)
+    failed = [f for f in findings if f.status != "ok"]
+    if not findings:
+        console.print("[yellow]check: no gated metric is shared with the baseline[/]")
+    elif failed:
+        console.print(f"[red]check failed[/]: {len(failed)} of {len(findings)} metrics regressed")
+        for f in failed:
+            console.print(f"  {f.task}/{f.metric}: {f.status}, {f.reason}")
+    else:
+        console.print(f"[green]check passed[/]: {len(findings)} metrics within bounds")

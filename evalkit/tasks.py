@@ -13,7 +13,8 @@ from evalkit.errors import ConfigError
 
 _TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field"}
 _DATA_FIELDS = {"path", "local", "hub", "subset", "split", "filter", "fields"}
-_PROMPT_FIELDS = {"template", "system"}
+_PROMPT_FIELDS = {"template", "system", "styles", "style"}
+_STYLE_FIELDS = {"template", "system"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
@@ -54,13 +55,17 @@ def load_task_file(path: Path) -> TaskSpec:
 
     prompt = _mapping(where, raw, "prompt")
     _reject_unknown(f"{where} prompt", prompt, _PROMPT_FIELDS)
-    template = prompt.get("template")
-    if not isinstance(template, str) or not template.strip():
-        raise ConfigError(f"{where}: prompt.template must be a non-empty string")
-    try:
-        _JINJA.parse(template)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where}: prompt.template line {exc.lineno}: {exc.message}") from None
+    styles = _prompt_styles(where, prompt)
+    if styles:
+        style = prompt.get("style", next(iter(styles)))
+        if style not in styles:
+            raise ConfigError(f"{where}: prompt.style '{style}' is not one of prompt.styles {sorted(styles)}")
+        if "template" in prompt or "system" in prompt:
+            raise ConfigError(f"{where}: with prompt.styles, put template and system inside each style")
+        default = styles[style]
+    else:
+        style = None
+        default = _prompt_spec(where, prompt)
 
     metrics = raw.get("metrics")
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
@@ -83,13 +88,44 @@ def load_task_file(path: Path) -> TaskSpec:
         name=name,
         description=str(raw.get("description", "")).strip(),
         data=DataSource(**data),
-        prompt=PromptSpec(template=template, system=prompt.get("system")),
+        prompt=default,
+        prompt_styles=styles,
+        prompt_style=style,
         sampling=SamplingConfig.from_dict(raw.get("sampling"), where),
         metrics=tuple(metrics),
         suites=tuple(suites),
         answer_field=raw.get("answer_field"),
         source_file=path,
     )
+
+
+def _prompt_spec(where: str, prompt: dict[str, Any]) -> PromptSpec:
+    template = prompt.get("template")
+    if not isinstance(template, str) or not template.strip():
+        raise ConfigError(f"{where}: prompt.template must be a non-empty string")
+    try:
+        _JINJA.parse(template)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{where}: prompt.template line {exc.lineno}: {exc.message}") from None
+    system = prompt.get("system")
+    if system is not None and not isinstance(system, str):
+        raise ConfigError(f"{where}: prompt.system must be a string")
+    return PromptSpec(template=template, system=system)
+
+
+def _prompt_styles(where: str, prompt: dict[str, Any]) -> dict[str, PromptSpec]:
+    styles = prompt.get("styles")
+    if styles is None:
+        return {}
+    if not isinstance(styles, dict) or not styles:
+        raise ConfigError(f"{where}: prompt.styles must be a mapping of style name -> {{template, system}}")
+    out = {}
+    for name, spec in styles.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: prompt.styles.{name} must be a mapping with a template")
+        _reject_unknown(f"{where} prompt.styles.{name}", spec, _STYLE_FIELDS)
+        out[str(name)] = _prompt_spec(f"{where} prompt.styles.{name}", spec)
+    return out
 
 
 def render_messages(spec: TaskSpec, doc: dict[str, Any]) -> list[dict[str, str]]:

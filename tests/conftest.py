@@ -48,3 +48,43 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"benchmark data not found at {SHARED_DATA} (../shared/data beside the checkout)")
     return SHARED_DATA
+
+
+@dataclass
+class BrowserView:
+    dom: str
+    console: list[str]  # every console message the page produced (errors included)
+    screenshot: Path
+
+
+def open_in_chromium(page: Path, out_dir: Path) -> BrowserView:
+    """Load a local page in headless Chromium: its DOM after the load event, its console, a screenshot."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (Debian package `chromium`; .ci/run installs it)")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
+    flags.append(f"--user-data-dir={out_dir / 'chromium-profile'}")
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    shot = out_dir / "screenshot.png"
+    snap = subprocess.run(
+        [*flags, "--window-size=1280,2000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0 and snap.returncode == 0, dom.stderr[-2000:] + snap.stderr[-2000:]
+    console = [line for line in (dom.stderr + snap.stderr).splitlines() if ":CONSOLE" in line]
+    return BrowserView(dom.stdout, console, shot)
+
+
+def assert_not_blank(png: Path) -> None:
+    """A screenshot with real content: many non-white pixels and more than a couple of colours."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("L"))
+    inked = float((pixels < 200).mean())
+    assert inked > 0.01, f"screenshot {png} is (almost) blank: {inked:.2%} dark pixels"
+    assert len(np.unique(pixels)) > 20

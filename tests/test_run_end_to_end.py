@@ -218,3 +218,26 @@ def test_compare_two_real_runs(cli, first_run):
             theirs = other["tasks"][task]["metrics"][metric]
             assert rows[(task, metric)]["values"] == [value, theirs]
             assert rows[(task, metric)]["deltas"] == [pytest.approx(theirs - value)]
+            low, high = rows[(task, metric)]["ci95"][0]
+            assert low <= theirs - value <= high and rows[(task, metric)]["paired_docs"] == [3]
+
+
+def test_check_and_report_on_real_runs_of_two_seeds(cli, first_run):
+    from tests.conftest import assert_not_blank, open_in_chromium
+
+    tmp, _, _ = first_run
+    runs = [tmp / "out" / "first", tmp / "out" / "compare-b"]
+    if not runs[1].exists():
+        _run(cli, tmp, "compare-b", *SMALL, "--seed", "9")
+    same = cli("check", str(runs[0]), "--baseline", str(runs[0]))
+    assert same.returncode == 0 and "check passed" in same.stdout, same.stdout + same.stderr
+    other = cli("check", str(runs[1]), "--baseline", str(runs[0]), "--max-drop", "100")
+    assert other.returncode == 0, other.stdout + other.stderr
+    page = tmp / "report.html"
+    made = cli("report", *map(str, runs), "-o", str(page))
+    assert made.returncode == 0, made.stderr
+    html = page.read_text()
+    assert "smoke_writing" in html and "smoke_arithmetic" in html and html.count('class="example"') == 6
+    view = open_in_chromium(page, tmp)
+    assert view.console == [] and 'data-plots="1"' in view.dom and 'data-plots-rendered="1"' in view.dom
+    assert_not_blank(view.screenshot)

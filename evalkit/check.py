@@ -1,0 +1,197 @@
+"""`evalkit check`: gate a run against a baseline with per-metric tolerances.
+
+A metric regresses when it moved in its worse direction (Self-BLEU up, accuracy down) by more
+than its tolerance. Tolerances come from a small YAML policy file, flags, or both (flags set the
+default). With ``require_significance`` a drop must also be significant under the paired
+bootstrap over documents, so that sampling noise on a small task does not fail CI.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evalkit.comparison import compare_runs
+from evalkit.errors import ConfigError
+from evalkit.metrics.directions import direction, signed_gain
+from evalkit.registry import unknown_name
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a metric may fall. Unset both: any drop at all is a regression."""
+
+    max_drop: float | None = None  # in the metric's own units (points for 0-100 metrics)
+    max_relative_drop: float | None = None  # a fraction of the baseline value, e.g. 0.05
+
+    def exceeded_by(self, drop: float, baseline: float) -> bool:
+        if drop <= 0:
+            return False
+        if self.max_drop is None and self.max_relative_drop is None:
+            return True
+        if self.max_drop is not None and drop > self.max_drop:
+            return True
+        if self.max_relative_drop is not None:
+            return baseline == 0 or drop / abs(baseline) > self.max_relative_drop
+        return False
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_drop is not None:
+            parts.append(f"max drop {self.max_drop:g}")
+        if self.max_relative_drop is not None:
+            parts.append(f"max relative drop {self.max_relative_drop:.1%}")
+        return ", ".join(parts) or "no drop allowed"
+
+    def within(self, drop: float) -> str:
+        return "no drop" if drop <= 0 else f"{drop:.4g} within {self.describe()}"
+
+
+@dataclass
+class CheckPolicy:
+    default: Tolerance = field(default_factory=Tolerance)
+    metrics: dict[str, Tolerance] = field(default_factory=dict)  # metric -> tolerance, any task
+    tasks: dict[str, dict[str, Tolerance]] = field(default_factory=dict)  # task -> metric -> tolerance
+    only: tuple[str, ...] = ()  # gate these metrics only (empty: every metric with a direction)
+    ignore: tuple[str, ...] = ()
+    require_significance: bool = False
+    confidence: float = 0.95
+
+    def tolerance(self, task: str, metric: str) -> Tolerance:
+        return self.tasks.get(task, {}).get(metric) or self.metrics.get(metric) or self.default
+
+    def gates(self, metric: str) -> bool:
+        if metric in self.ignore or direction(metric) == "none":
+            return False
+        return not self.only or metric in self.only
+
+
+def _tolerance(value: Any, where: str) -> Tolerance:
+    if not isinstance(value, dict):
+        raise ConfigError(f"policy {where}: expected a mapping like {{max_drop: 1.0}}, got {value!r}")
+    known = {f.name for f in fields(Tolerance)}
+    for key in value:
+        if key not in known:
+            raise unknown_name(f"policy key in {where}", str(key), known)
+    for key, number in value.items():
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not number >= 0:
+            raise ConfigError(f"policy {where}.{key} must be a number >= 0, got {number!r}")
+    return Tolerance(**{k: float(v) for k, v in value.items()})
+
+
+def load_policy(path: Path) -> CheckPolicy:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"policy file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read policy {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"policy {path} must be a mapping")
+    known = {"default", "metrics", "tasks", "only", "ignore", "require_significance", "confidence"}
+    for key in data:
+        if key not in known:
+            raise unknown_name(f"key in policy {path}", str(key), known)
+    policy = CheckPolicy(
+        default=_tolerance(data.get("default", {}), "default"),
+        metrics={m: _tolerance(t, f"metrics.{m}") for m, t in _mapping(data, "metrics").items()},
+        tasks={
+            task: {m: _tolerance(t, f"tasks.{task}.{m}") for m, t in _mapping(per_task, f"tasks.{task}").items()}
+            for task, per_task in _mapping(data, "tasks").items()
+        },
+        only=_names(data, "only"),
+        ignore=_names(data, "ignore"),
+        require_significance=bool(data.get("require_significance", False)),
+        confidence=float(data.get("confidence", 0.95)),
+    )
+    if not 0.5 <= policy.confidence < 1:
+        raise ConfigError(f"policy confidence must be in [0.5, 1), got {policy.confidence}")
+    return policy
+
+
+def _mapping(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key, {}) if isinstance(data, dict) else data
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"policy {key} must be a mapping, got {value!r}")
+    return value
+
+
+def _names(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"policy {key} must be a list of metric names")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Finding:
+    task: str
+    metric: str
+    baseline: float | None
+    value: float | None
+    status: str  # ok, regression, missing
+    reason: str
+
+
+def _validate_names(policy: CheckPolicy, baseline: dict[str, Any]) -> None:
+    """A typo in a policy would silently switch a gate off: every name must exist in the baseline."""
+    tasks = baseline["tasks"]
+    metrics = {m for entry in tasks.values() for m in entry["metrics"]}
+    for task, per_task in policy.tasks.items():
+        if task not in tasks:
+            raise unknown_name("task in the policy (not in the baseline)", task, tasks)
+        for metric in per_task:
+            if metric not in tasks[task]["metrics"]:
+                raise unknown_name(f"metric of task {task} in the policy", metric, tasks[task]["metrics"])
+    for metric in (*policy.metrics, *policy.only, *policy.ignore):
+        if metric not in metrics:
+            raise unknown_name("metric in the policy (not in the baseline)", metric, metrics)
+
+
+def _number(entry: dict[str, Any] | None, metric: str) -> float | None:
+    value = None if entry is None else entry["metrics"].get(metric)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def check_run(run: dict[str, Any], baseline: dict[str, Any], policy: CheckPolicy) -> list[Finding]:
+    """One finding per gated metric of the baseline."""
+    _validate_names(policy, baseline)
+    verdicts = {}
+    if policy.require_significance:
+        for row in compare_runs([baseline, run], policy.confidence):
+            verdicts[(row.task, row.metric)] = row.differences[0].verdict
+    findings = []
+    for task, entry in baseline["tasks"].items():
+        for metric in entry["metrics"]:
+            if not policy.gates(metric):
+                continue
+            base = _number(entry, metric)
+            if base is None:
+                continue
+            value = _number(run["tasks"].get(task), metric)
+            if value is None:
+                where = "the task" if task not in run["tasks"] else "a value"
+                findings.append(Finding(task, metric, base, None, "missing", f"the run has no {where} for it"))
+                continue
+            drop = -signed_gain(metric, value - base)
+            tolerance = policy.tolerance(task, metric)
+            worse = "up" if direction(metric) == "lower" else "down"
+            if not tolerance.exceeded_by(drop, base):
+                findings.append(Finding(task, metric, base, value, "ok", tolerance.within(drop)))
+                continue
+            verdict = verdicts.get((task, metric))
+            if policy.require_significance and verdict not in ("worse", "n/a", None):
+                reason = f"{worse} {drop:.4g}, not significant"
+                findings.append(Finding(task, metric, base, value, "ok", reason))
+                continue
+            reason = f"{worse} {drop:.4g}: {tolerance.describe()}"
+            findings.append(Finding(task, metric, base, value, "regression", reason))
+    return findings

@@ -1,0 +1,93 @@
+"""`evalkit compare`: every shared task and metric of several runs against the first, with a
+paired bootstrap confidence interval over documents and a verdict per difference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.metrics.bootstrap import PairedInterval, paired_bootstrap
+from evalkit.metrics.directions import direction
+from evalkit.results import load_documents
+
+DocValues = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric values
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One run against the baseline run on one metric."""
+
+    delta: float | None  # difference of the reported task metrics (run minus baseline)
+    interval: PairedInterval | None  # over the documents both runs scored; None without per-document values
+    verdict: str  # better, worse, no significant difference, higher, lower (neutral metrics) or n/a
+
+
+@dataclass
+class ComparisonRow:
+    task: str
+    metric: str
+    direction: str
+    values: list[float | None]
+    differences: list[Difference] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "metric": self.metric,
+            "direction": self.direction,
+            "values": self.values,
+            "deltas": [d.delta for d in self.differences],
+            "ci95": [None if d.interval is None else [d.interval.low, d.interval.high] for d in self.differences],
+            "paired_docs": [0 if d.interval is None else d.interval.n_pairs for d in self.differences],
+            "verdicts": [d.verdict for d in self.differences],
+        }
+
+
+def document_values(run: dict[str, Any]) -> DocValues:
+    """Per-document metric values keyed by (task, document id); older files key by position."""
+    out: DocValues = {}
+    for row in load_documents(run):
+        key = str(row.get("doc_id", row.get("doc_index")))
+        out.setdefault(row["task"], {})[key] = {k: (math.nan if v is None else v) for k, v in row["metrics"].items()}
+    return out
+
+
+def _paired(base: dict[str, dict[str, float]], other: dict[str, dict[str, float]], metric: str):
+    keys = [k for k, v in base.items() if metric in v and metric in other.get(k, {})]
+    return [base[k][metric] for k in keys], [other[k][metric] for k in keys]
+
+
+def _verdict(metric: str, interval: PairedInterval | None) -> str:
+    raw = "n/a" if interval is None else interval.verdict
+    d = direction(metric)
+    if raw not in ("higher", "lower") or d == "none":
+        return raw
+    return "better" if (raw == "higher") == (d == "higher") else "worse"
+
+
+def _value(entry: dict[str, Any], metric: str) -> float | None:
+    value = entry["metrics"].get(metric)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def compare_runs(runs: Sequence[dict[str, Any]], confidence: float = 0.95, seed: int = 0) -> list[ComparisonRow]:
+    """One row per (task, metric) of the first run that every other run has too."""
+    doc_values = [document_values(r) for r in runs]
+    rows = []
+    for task, entry in runs[0]["tasks"].items():
+        if not all(task in r["tasks"] for r in runs[1:]):
+            continue
+        for metric in entry["metrics"]:
+            base = _value(entry, metric)
+            row = ComparisonRow(task, metric, direction(metric), [base])
+            for run, values in zip(runs[1:], doc_values[1:]):
+                value = _value(run["tasks"][task], metric)
+                row.values.append(value)
+                a, b = _paired(doc_values[0].get(task, {}), values.get(task, {}), metric)
+                interval = paired_bootstrap(a, b, confidence, seed=seed) if a else None
+                delta = None if value is None or base is None else value - base
+                row.differences.append(Difference(delta, interval, _verdict(metric, interval)))
+            rows.append(row)
+    return rows

@@ -1,0 +1,63 @@
+"""Which way is better for each metric, and whether it measures quality or diversity.
+
+`compare`, `check` and `report` need this: Self-BLEU and perplexity are better when lower, output
+length is neither better nor worse, and the report's diversity-vs-quality scatter needs to know
+which axis a metric belongs on. Names not listed are quality metrics where higher is better;
+sampling curves (``maj@4``, ``pass@8``) take the direction of their family.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Direction = Literal["higher", "lower", "none"]
+Kind = Literal["quality", "diversity", "other"]
+
+_LOWER_IS_BETTER = frozenset({"self_bleu", "perplexity", "asr", "refusal_rate_harmful", "drift_kl"})
+_NEUTRAL = frozenset({"mean_words", "mean_tokens", "entropy"})
+_DIVERSITY = frozenset(
+    {
+        "ngram_diversity",
+        "self_bleu",
+        "self_bleu_diversity",
+        "sbert_diversity",
+        "embedding_distance",
+        "distinct_1",
+        "distinct_2",
+        "distinct_3",
+        "distinct",
+        "novelty_distinct",
+    }
+)
+# The diversity metric the report's scatter prefers, first found first.
+DIVERSITY_PREFERENCE = ("ngram_diversity", "self_bleu_diversity", "sbert_diversity", "distinct", "distinct_2")
+
+
+def family(name: str) -> str:
+    """``maj@4`` -> ``maj``; a name without ``@k`` is its own family."""
+    head, at, k = name.rpartition("@")
+    return head if at and k.isdigit() else name
+
+
+def direction(name: str) -> Direction:
+    base = family(name)
+    if base in _LOWER_IS_BETTER:
+        return "lower"
+    if base in _NEUTRAL:
+        return "none"
+    return "higher"
+
+
+def kind(name: str) -> Kind:
+    base = family(name)
+    if base in _DIVERSITY:
+        return "diversity"
+    if base in _NEUTRAL:
+        return "other"
+    return "quality"
+
+
+def signed_gain(name: str, delta: float) -> float:
+    """The delta with its sign turned so that positive means better (0 for neutral metrics)."""
+    d = direction(name)
+    return delta if d == "higher" else -delta if d == "lower" else 0.0
