@@ -13,6 +13,7 @@ from evalkit.metrics.directions import direction
 from evalkit.results import load_documents
 
 DocValues = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric values
+DocWeights = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric weights (when not 1)
 
 
 @dataclass(frozen=True)
@@ -45,18 +46,22 @@ class ComparisonRow:
         }
 
 
-def document_values(run: dict[str, Any]) -> DocValues:
-    """Per-document metric values keyed by (task, document id); older files key by position."""
-    out: DocValues = {}
+def document_values(run: dict[str, Any]) -> tuple[DocValues, DocWeights]:
+    """Per-document metric values and weights by task and document id (older files: by position)."""
+    values: DocValues = {}
+    weights: DocWeights = {}
     for row in load_documents(run):
         key = str(row.get("doc_id", row.get("doc_index")))
-        out.setdefault(row["task"], {})[key] = {k: (math.nan if v is None else v) for k, v in row["metrics"].items()}
-    return out
+        values.setdefault(row["task"], {})[key] = {k: (math.nan if v is None else v) for k, v in row["metrics"].items()}
+        weights.setdefault(row["task"], {})[key] = row.get("weights", {})
+    return values, weights
 
 
-def _paired(base: dict[str, dict[str, float]], other: dict[str, dict[str, float]], metric: str):
+def _paired(base: dict[str, dict[str, float]], other: dict[str, dict[str, float]], weights, metric: str):
+    """Values of the documents both runs scored, with the baseline's weights."""
     keys = [k for k, v in base.items() if metric in v and metric in other.get(k, {})]
-    return [base[k][metric] for k in keys], [other[k][metric] for k in keys]
+    w = [weights.get(k, {}).get(metric, 1.0) for k in keys]
+    return [base[k][metric] for k in keys], [other[k][metric] for k in keys], w
 
 
 def _verdict(metric: str, interval: PairedInterval | None) -> str:
@@ -74,7 +79,9 @@ def _value(entry: dict[str, Any], metric: str) -> float | None:
 
 def compare_runs(runs: Sequence[dict[str, Any]], confidence: float = 0.95, seed: int = 0) -> list[ComparisonRow]:
     """One row per (task, metric) of the first run that every other run has too."""
-    doc_values = [document_values(r) for r in runs]
+    loaded = [document_values(r) for r in runs]
+    doc_values = [values for values, _ in loaded]
+    base_weights = loaded[0][1]
     rows = []
     for task, entry in runs[0]["tasks"].items():
         if not all(task in r["tasks"] for r in runs[1:]):
@@ -85,8 +92,8 @@ def compare_runs(runs: Sequence[dict[str, Any]], confidence: float = 0.95, seed:
             for run, values in zip(runs[1:], doc_values[1:]):
                 value = _value(run["tasks"][task], metric)
                 row.values.append(value)
-                a, b = _paired(doc_values[0].get(task, {}), values.get(task, {}), metric)
-                interval = paired_bootstrap(a, b, confidence, seed=seed) if a else None
+                a, b, w = _paired(doc_values[0].get(task, {}), values.get(task, {}), base_weights.get(task, {}), metric)
+                interval = paired_bootstrap(a, b, confidence, seed=seed, weights=w) if a else None
                 delta = None if value is None or base is None else value - base
                 row.differences.append(Difference(delta, interval, _verdict(metric, interval)))
             rows.append(row)

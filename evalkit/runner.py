@@ -133,24 +133,33 @@ def generate_cached(
     return result
 
 
-def score_task(
-    task: PreparedTask, completions: list[list[str]]
-) -> tuple[dict[str, Any], list[list[dict[str, Any]]], list[dict[str, float]]]:
-    """Task metrics (mean over documents, with standard errors), per-sample scores, per-document values."""
+@dataclass
+class TaskScores:
+    summary: dict[str, Any]  # task metrics (weighted means over documents) and their standard errors
+    samples: list[list[dict[str, Any]]]  # per-sample scores
+    per_doc: list[dict[str, float]]  # per-document metric values
+    weights: list[dict[str, float]]  # per-document weights, only for metrics that are not plain means
+
+
+def score_task(task: PreparedTask, completions: list[list[str]]) -> TaskScores:
     per_doc: list[dict[str, float]] = []
+    weights: list[dict[str, float]] = []
     sample_scores: list[list[dict[str, Any]]] = []
     for doc, samples in zip(task.docs, completions):
         values: dict[str, float] = {}
+        doc_weights: dict[str, float] = {}
         scores: list[dict[str, Any]] = [{} for _ in samples]
         for name in task.spec.metrics:
             outcome = METRICS.get(name)(samples, doc, task.spec.answer_field)
             values.update(outcome.per_doc)
+            doc_weights.update(outcome.weights)
             for row, extra in zip(scores, outcome.per_sample or []):
                 row.update(extra)
         per_doc.append(values)
+        weights.append(doc_weights)
         sample_scores.append(scores)
-    agg = aggregate(per_doc)
-    return {"metrics": agg.metrics, "stderr": agg.stderr}, sample_scores, per_doc
+    agg = aggregate(per_doc, weights)
+    return TaskScores({"metrics": agg.metrics, "stderr": agg.stderr}, sample_scores, per_doc, weights)
 
 
 def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
@@ -174,19 +183,16 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
             t0 = time.perf_counter()
             completions = generate_cached(backend, cache, prompts, task.sampling, stats, advance)
             generation_s += time.perf_counter() - t0
-            summary, scores, per_doc = score_task(task, completions)
+            scored = score_task(task, completions)
             task_results[task.spec.name] = {
-                **summary,
+                **scored.summary,
                 "n_docs": len(task.docs),
                 "n_samples": len(task.docs) * task.sampling.n,
                 "sampling": dataclasses.asdict(task.sampling),
                 **({"prompt_style": task.spec.prompt_style} if task.spec.prompt_style else {}),
             }
-            samples.extend(_sample_rows(task, prompts, completions, scores))
-            documents.extend(
-                {"task": task.spec.name, "doc_index": d, "doc_id": document_id(doc), "metrics": m}
-                for d, (doc, m) in enumerate(zip(task.docs, per_doc))
-            )
+            samples.extend(_sample_rows(task, prompts, completions, scored.samples))
+            documents.extend(_document_rows(task, scored))
     if cache:
         cache.close()
     results = {
@@ -206,6 +212,16 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
     run_dir = config.output_dir / run_id
     write_run(run_dir, results, samples, documents)
     return run_dir, results
+
+
+def _document_rows(task: PreparedTask, scored: TaskScores) -> list[dict[str, Any]]:
+    rows = []
+    for d, (doc, values, weights) in enumerate(zip(task.docs, scored.per_doc, scored.weights)):
+        row = {"task": task.spec.name, "doc_index": d, "doc_id": document_id(doc), "metrics": values}
+        if weights:
+            row["weights"] = weights
+        rows.append(row)
+    return rows
 
 
 def _sample_rows(task: PreparedTask, prompts: list[str], completions: list[list[str]], scores: list) -> list[dict]:

@@ -55,6 +55,11 @@ BAD_INPUTS = {
     "missing shipped file": (["--tasks", "missing_file"], "data file not found"),
     "non-UTF-8 data": (["--tasks", "latin1", "--data-dir", "{data}"], "not valid UTF-8"),
     "malformed task YAML": (["--tasks", "broken"], "not valid YAML"),
+    "prompt style of no task": (["--suite", "smoke", "--prompt-style", "boxed"], "none of the tasks has prompt styles"),
+    "unknown prompt style": (
+        ["--tasks", "gsm8k", "--prompt-style", "boxd", "--data-dir", "{data}"],
+        "unknown prompt style 'boxd'; did you mean 'boxed'?",
+    ),
     "output dir is a file": (["--suite", "smoke", "--output-dir", "{blocker}/out"], "is not writable"),
 }
 

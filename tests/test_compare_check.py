@@ -191,3 +191,26 @@ def test_check_accepts_a_hand_written_baseline_file(cli, tmp_path):
     assert cli("check", str(run), "--baseline", str(floor), "--max-drop", "2").returncode == 0
     result = cli("check", str(run), "--baseline", str(floor), "--max-drop", "0.5")
     assert result.returncode == 1 and "math/accuracy" in result.stdout
+
+
+def test_weighted_aggregate_and_bootstrap_count_every_unit_once():
+    from evalkit.metrics import aggregate
+
+    # Three documents with 1, 2 and 5 instructions: per-document shares and their weights.
+    followed, counts = [1, 1, 4], [1, 2, 5]
+    per_doc = [{"inst": 100.0 * f / c} for f, c in zip(followed, counts)]
+    weights = [{"inst": float(c)} for c in counts]
+    agg = aggregate(per_doc, weights)
+    assert agg.metrics["inst"] == pytest.approx(100.0 * sum(followed) / sum(counts))
+    unweighted = aggregate(per_doc)
+    assert unweighted.metrics["inst"] == pytest.approx(sum(d["inst"] for d in per_doc) / 3)
+    assert unweighted.stderr["inst"] == pytest.approx(np.std([d["inst"] for d in per_doc], ddof=1) / np.sqrt(3))
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 60), rng.normal(0.2, 1, 60)
+    w = rng.integers(1, 6, 60).astype(float)
+    weighted = paired_bootstrap(a, b, weights=w)
+    assert weighted.delta == pytest.approx(float(np.sum((b - a) * w) / np.sum(w)))
+    ones = paired_bootstrap(a, b, weights=np.ones(60))
+    plain = paired_bootstrap(a, b)
+    assert (ones.delta, ones.low, ones.high) == pytest.approx((plain.delta, plain.low, plain.high))

@@ -87,6 +87,39 @@ metrics: [ngram_diversity]
 """
 
 
+STYLED = """\
+name: mytask
+data: {path: docs.jsonl}
+prompt:
+  style: b
+  styles:
+    a: {template: "A {{ word }}"}
+    b: {template: "B {{ word }}", system: "sys"}
+metrics: [ngram_diversity]
+"""
+
+
+def test_prompt_styles_choose_the_template(tmp_path):
+    spec = load_task_file(_write(tmp_path, "mytask", STYLED))
+    assert spec.prompt_style == "b" and set(spec.prompt_styles) == {"a", "b"}
+    assert render_messages(spec, {"word": "x"})[-1]["content"] == "B x"
+    other = spec.with_prompt_style("a")
+    assert render_messages(other, {"word": "x"}) == [{"role": "user", "content": "A x"}]
+    with pytest.raises(EvalkitError, match="did you mean 'a'"):
+        spec.with_prompt_style("aa")
+
+
+def test_shipped_math_tasks_offer_both_prompt_styles():
+    registry = task_registry()
+    for name in ("gsm8k", "math500", "minerva_math"):
+        spec = registry.get(name)
+        assert set(spec.prompt_styles) == {"answer_is", "boxed"} and spec.sampling.n == 16
+        assert "boxed" in spec.prompt_styles["boxed"].template
+    assert registry.get("gsm8k").prompt_style == "answer_is" and registry.get("math500").prompt_style == "boxed"
+    assert set(suites(registry)["reasoning"]) == {"gsm8k", "math500", "minerva_math"}
+    assert suites(registry)["chat"] == ["ifeval"]
+
+
 def test_task_file_parses_and_renders(tmp_path):
     spec = load_task_file(_write(tmp_path, "mytask", GOOD))
     assert spec.sampling == SamplingConfig(n=2, temperature=0.5)
@@ -111,6 +144,12 @@ def test_task_file_parses_and_renders(tmp_path):
         (GOOD + "colour: blue\n", "unknown field"),
         (GOOD.replace("[ngram_diversity]", "[numeric_exact_match]"), "needs 'answer_field'"),
         (GOOD.replace("name: mytask", "name: other"), "must equal the file name"),
+        (
+            GOOD.replace('prompt: {template: "Say {{ word }}", system: "Be brief."}', "prompt: {styles: {}}"),
+            "prompt.styles",
+        ),
+        (STYLED.replace("style: b", "style: c"), "is not one of prompt.styles"),
+        (STYLED.replace("  styles:", "  template: x\n  styles:"), "inside each style"),
     ],
 )
 def test_malformed_task_files_fail_with_one_clear_line(tmp_path, text, message):

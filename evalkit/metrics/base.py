@@ -14,6 +14,9 @@ from evalkit.registry import Registry
 class MetricResult:
     per_doc: dict[str, float]
     per_sample: list[dict[str, Any]] | None = None
+    # A document's weight in the task mean, per metric (default 1): IFEval's instruction-level
+    # accuracy counts every instruction once, so a document weighs as many instructions as it has.
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 TaskMetric = Callable[[Sequence[str], dict[str, Any], "str | None"], MetricResult]
@@ -27,18 +30,34 @@ class Aggregate:
     stderr: dict[str, float] = field(default_factory=dict)
 
 
-def aggregate(per_doc: Sequence[dict[str, float]]) -> Aggregate:
-    """Mean over documents of every per-document value, with its standard error."""
+def _natural(name: str) -> tuple[str, int]:
+    """``maj@2`` before ``maj@16``: curves keep their k order."""
+    head, at, k = name.rpartition("@")
+    return (head, int(k)) if at and k.isdigit() else (name, -1)
+
+
+def aggregate(per_doc: Sequence[dict[str, float]], weights: Sequence[dict[str, float]] | None = None) -> Aggregate:
+    """(Weighted) mean over documents of every per-document value, with its standard error.
+
+    With weights the standard error is the usual one of a ratio estimator,
+    sqrt(n / (n - 1) * sum(w_i^2 (v_i - mean)^2)) / sum(w_i); with unit weights it is s / sqrt(n)."""
     out = Aggregate()
-    names = sorted({k for d in per_doc for k in d})
+    names = sorted({k for d in per_doc for k in d}, key=_natural)
+    doc_weights = weights or [{} for _ in per_doc]
     for name in names:
-        values = [d[name] for d in per_doc if name in d and not math.isnan(d[name])]
-        if not values:
+        pairs = [
+            (d[name], w.get(name, 1.0))
+            for d, w in zip(per_doc, doc_weights)
+            if name in d and not math.isnan(d[name]) and w.get(name, 1.0) > 0
+        ]
+        if not pairs:
             out.metrics[name] = float("nan")
             continue
-        mean = math.fsum(values) / len(values)
+        total = math.fsum(w for _, w in pairs)
+        mean = math.fsum(v * w for v, w in pairs) / total
         out.metrics[name] = mean
-        if len(values) > 1:
-            var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
-            out.stderr[name] = math.sqrt(var / len(values))
+        n = len(pairs)
+        if n > 1:
+            spread = math.fsum((w * (v - mean)) ** 2 for v, w in pairs)
+            out.stderr[name] = math.sqrt(n / (n - 1) * spread) / total
     return out

@@ -37,23 +37,31 @@ class PairedInterval:
         return "no significant difference"
 
 
+def _weighted_mean(diff: np.ndarray, weight: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sum(diff * weight, axis=axis) / np.sum(weight, axis=axis)
+
+
 def paired_bootstrap(
     a: Sequence[float],
     b: Sequence[float],
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    weights: Sequence[float] | None = None,
 ) -> PairedInterval:
-    """Confidence interval of mean(b - a); pairs with a missing (NaN) side are left out."""
+    """Confidence interval of the (weighted) mean of b - a; pairs with a missing (NaN) side are
+    left out. Weights are the documents' weights in the task metric (e.g. instruction counts)."""
     from scipy.stats import bootstrap
 
-    if len(a) != len(b):
-        raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
+    if len(a) != len(b) or (weights is not None and len(weights) != len(a)):
+        raise ValueError(f"paired samples differ in length: {len(a)}, {len(b)}")
     diff = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    diff = diff[np.isfinite(diff)]
+    weight = np.ones_like(diff) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(diff) & (weight > 0)
+    diff, weight = diff[keep], weight[keep]
     if diff.size == 0:
         return PairedInterval(math.nan, None, None, 0)
-    delta = float(diff.mean())
+    delta = float(_weighted_mean(diff, weight))
     if diff.size < 2:
         return PairedInterval(delta, None, None, int(diff.size))
     if np.ptp(diff) == 0:  # every pair differs by the same amount: no sampling variability at all
@@ -63,7 +71,13 @@ def paired_bootstrap(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ci = bootstrap(
-                (diff,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method=method, rng=rng
+                (diff, weight),
+                _weighted_mean,
+                paired=True,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                method=method,
+                rng=rng,
             ).confidence_interval
         if math.isfinite(ci.low) and math.isfinite(ci.high):
             return PairedInterval(delta, float(ci.low), float(ci.high), int(diff.size))

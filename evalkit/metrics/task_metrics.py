@@ -64,3 +64,53 @@ def _numeric_exact_match(completions: Sequence[str], doc: dict[str, Any], answer
 
 
 _numeric_exact_match.needs_answer = True  # type: ignore[attr-defined]
+
+
+@METRICS.register("math_sampling")
+def _math_sampling(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    """Final answers checked with math-verify; accuracy (mean success), pass@k and maj@k curves.
+
+    The gold answer is the document's answer field, reduced to its final answer when it is a
+    whole solution (GSM8K's ``#### N``, Minerva's last box). Samples whose answers are
+    equivalent form one vote class for maj@k; a class is correct when its first answer is."""
+    from evalkit.metrics.sampling import curve_ks, group_answers, maj_at_k, pass_at_k
+    from evalkit.scoring.math import extract_answer, gold_answer, is_equivalent
+
+    gold = gold_answer(str(doc[answer_field]))
+    extracted = [extract_answer(c) for c in completions]
+    correct = [is_equivalent(a, gold) for a in extracted]
+    labels = group_answers(extracted, is_equivalent)
+    first_of_class = {label: i for i, label in reversed(list(enumerate(labels))) if label is not None}
+    correct_classes = {label for label, i in first_of_class.items() if correct[i]}
+    n, c = len(completions), sum(correct)
+    per_doc = {"accuracy": 100.0 * c / n}
+    for k in curve_ks(n):
+        per_doc[f"pass@{k}"] = 100.0 * pass_at_k(n, c, k)
+        per_doc[f"maj@{k}"] = 100.0 * maj_at_k(labels, correct_classes, k)
+    per_sample = [
+        {"extracted": a, "correct": float(ok), "answer_class": label}
+        for a, ok, label in zip(extracted, correct, labels)
+    ]
+    return MetricResult(per_doc=per_doc, per_sample=per_sample)
+
+
+_math_sampling.needs_answer = True  # type: ignore[attr-defined]
+
+
+@METRICS.register("ifeval")
+def _ifeval(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    """IFEval strict and loose accuracy, prompt level (all instructions followed) and instruction
+    level (weighted by the document's number of instructions, so every instruction counts once)."""
+    from evalkit.scoring.ifeval import follow_instructions
+
+    per_sample = []
+    for completion in completions:
+        strict = follow_instructions(doc, completion)
+        loose = follow_instructions(doc, completion, loose=True)
+        per_sample.append({"strict": strict, "loose": loose})
+    n, n_inst = len(completions), len(doc["instruction_id_list"])
+    per_doc = {}
+    for mode in ("strict", "loose"):
+        per_doc[f"prompt_{mode}"] = 100.0 * sum(all(s[mode]) for s in per_sample) / n
+        per_doc[f"inst_{mode}"] = 100.0 * sum(sum(s[mode]) for s in per_sample) / (n * n_inst)
+    return MetricResult(per_doc, per_sample, weights={"inst_strict": n_inst, "inst_loose": n_inst})
