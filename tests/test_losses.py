@@ -1,0 +1,106 @@
+"""Training losses against the seeds' formulas: gradients to 1e-6 on random logits with ignored positions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from evalkit.train.losses import ce_entropy_loss, ce_loss, focal_loss, gem_loss, tofu_loss, token_entropy
+from tests.reference_losses import listing1_gem_loss, shifted, tempered_ce, tofu_direct
+
+
+def _batch(seed: int, b: int = 3, t: int = 9, v: int = 67, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    logits = (3 * torch.randn(b, t, v, generator=gen)).to(dtype)
+    labels = torch.randint(0, v, (b, t), generator=gen)
+    labels[0, :4] = -100  # a masked prompt
+    labels[1, ::3] = -100  # scattered ignored positions
+    labels[2, -2:] = -100  # padding at the end
+    return logits, labels
+
+
+def _grad(fn, logits, labels, **kw):
+    x = logits.clone().requires_grad_(True)
+    loss = fn(x, labels, **kw)
+    loss.backward()
+    return loss.detach(), x.grad
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("h", "listing_h"), [("linear", "linear"), ("logsigmoid", "log_sigmoid")])
+def test_gem_gradients_equal_listing_1(seed, h, listing_h):
+    logits, labels = _batch(seed)
+    for beta in (0.7, 0.5, 0.9):
+        _, ours = _grad(gem_loss, logits, labels, beta=beta, h=h)
+        reference_value, reference = _grad(listing1_gem_loss, logits, labels, beta=beta, h=listing_h)
+        assert torch.allclose(ours, reference, atol=1e-6, rtol=0), (ours - reference).abs().max()
+        if h == "logsigmoid":  # the value is Listing 1's as well
+            assert gem_loss(logits, labels, beta=beta, h=h).item() == pytest.approx(reference_value.item(), abs=1e-5)
+
+
+def test_gem_linear_is_tempered_cross_entropy():
+    logits, labels = _batch(5)
+    value, ours = _grad(gem_loss, logits, labels, beta=0.7)
+    twin_value, twin = _grad(tempered_ce, logits, labels, beta=0.7)
+    assert torch.allclose(ours, twin, atol=1e-6, rtol=0) and value.item() == pytest.approx(twin_value.item(), abs=1e-5)
+
+
+def test_gem_linear_tends_to_cross_entropy_as_beta_goes_to_one():
+    logits, labels = _batch(6)
+    _, ce_grad = _grad(lambda x, y: F.cross_entropy(*shifted(x, y)), logits, labels)
+    gaps = [
+        (_grad(gem_loss, logits, labels, beta=beta)[1] - ce_grad).abs().max().item() for beta in (0.5, 0.9, 0.99, 1.0)
+    ]
+    assert gaps[0] > gaps[1] > gaps[2] > gaps[3] and gaps[3] < 1e-6
+    value, grad = _grad(ce_loss, logits, labels)
+    assert torch.allclose(grad, ce_grad, atol=1e-6, rtol=0)
+    assert value.item() == pytest.approx(F.cross_entropy(*shifted(logits, labels)).item(), abs=1e-5)
+
+
+@pytest.mark.parametrize(("beta", "gamma"), [(0.8, 3.0), (0.5, 1.0), (1.0, 0.0)])
+def test_tofu_equals_definition_3_4(beta, gamma):
+    logits, labels = _batch(7)
+    value, ours = _grad(tofu_loss, logits, labels, beta=beta, gamma=gamma)
+    direct_value, direct = _grad(tofu_direct, logits, labels, beta=beta, gamma=gamma)
+    assert value.item() == pytest.approx(direct_value.item(), abs=1e-5)
+    assert torch.allclose(ours, direct, atol=1e-6, rtol=0)
+    if gamma == 0.0:  # g = 1: TOFU reduces to GEM-linear's tempered CE
+        assert torch.allclose(ours, _grad(gem_loss, logits, labels, beta=beta)[1], atol=1e-6, rtol=0)
+
+
+def test_focal_and_entropy_regularised_losses_follow_their_formulas():
+    logits, labels = _batch(8)
+    z, y = shifted(logits, labels)
+    log_p = torch.log_softmax(z, -1)
+    p_y = log_p.gather(-1, y[:, None]).squeeze(-1).exp()
+    assert focal_loss(logits, labels, gamma=2.0).item() == pytest.approx(
+        (-((1 - p_y) ** 2) * p_y.log()).mean().item(), abs=1e-5
+    )
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    expected = (F.cross_entropy(z, y, reduction="none") - 0.1 * entropy).mean()
+    assert ce_entropy_loss(logits, labels, lam=0.1).item() == pytest.approx(expected.item(), abs=1e-5)
+    assert token_entropy(logits, labels) == pytest.approx(entropy.mean().item(), abs=1e-4)
+
+
+def test_chunking_bf16_and_edge_cases(monkeypatch):
+    import evalkit.train.losses as losses
+
+    logits, labels = _batch(9)
+    whole = _grad(gem_loss, logits, labels, h="logsigmoid")[1]
+    monkeypatch.setattr(losses, "_CHUNK_ELEMENTS", 67 * 2)  # two tokens per chunk
+    assert torch.allclose(_grad(gem_loss, logits, labels, h="logsigmoid")[1], whole, atol=1e-7)
+    value, grad = _grad(gem_loss, logits.bfloat16(), labels)
+    assert grad.dtype == torch.bfloat16 and torch.isfinite(value) and grad.abs().sum() > 0
+    all_ignored = torch.full_like(labels, -100)
+    value, grad = _grad(tofu_loss, logits, all_ignored)
+    assert value.item() == 0.0 and grad.abs().sum() == 0
+    x = logits.clone().requires_grad_(True)
+    loss = gem_loss(x, labels)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass"):
+        loss.backward()
+    with pytest.raises(ValueError, match="h must be"):
+        gem_loss(logits, labels, h="quadratic")
+    with pytest.raises(ValueError, match="expected logits"):
+        gem_loss(logits[0], labels)
