@@ -130,3 +130,35 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((tmp_path / "runs" / "gem" / "results.json").read_text())
     assert set(results["tasks"]) == {"smoke_writing", "smoke_arithmetic"} and results["model"] == str(tmp_path / "gem")
+
+
+def test_lora_training_saves_a_merged_checkpoint(cli, shared_data, tmp_path):
+    pytest.importorskip("peft", reason="LoRA needs peft (pip install 'evalkit[train]')")
+    out = tmp_path / "lora"
+    result = cli(
+        "train",
+        "--data",
+        str(shared_data / "alpaca" / "alpaca_data.json"),
+        "--limit",
+        "8",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "128",
+        "--loss",
+        "tofu",
+        "--lora",
+        "--lora-r",
+        "4",
+        "--output-dir",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()  # merged, plain checkpoint
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    assert json.loads((out / "evalkit_train.json").read_text())["config"]["lora"] is True

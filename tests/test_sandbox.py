@@ -1,0 +1,58 @@
+"""The sandbox: statuses, isolation from everything outside its directory, no surviving process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from evalkit.sandbox import _UID_BASE, execute, execute_many, processes_of
+from tests.conftest import REPO
+from tests.hostile_programs import HOSTILE
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="uid, network and mount isolation need root (as in CI)")
+
+
+def _sandbox_processes() -> list[int]:
+    return [pid for uid in range(_UID_BASE, _UID_BASE + 16) for pid in processes_of(uid)]
+
+
+def test_basic_statuses():
+    assert execute("assert sum([1, 2]) == 3").passed
+    failed = execute("def f(x):\n    return x\nassert f(1) == 2, 'wrong'")
+    assert failed.status == "failed" and "AssertionError: wrong" in failed.reason
+    assert execute("while True: pass", timeout_s=0.5).status == "timeout"
+    assert execute("x = bytearray(3 << 30)", memory_mb=256).status == "error"
+    assert execute("def f(:\n  pass").status == "failed"  # a syntax error is the program's failure
+    results = execute_many(["assert True", "assert False", "import math\nassert math.pi > 3"] * 4, workers=2)
+    assert [r.status for r in results] == ["passed", "failed", "passed"] * 4
+
+
+@needs_root
+def test_hostile_programs_end_with_the_right_status_and_change_nothing(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    canary = outside / "canary.txt"
+    canary.write_text("keep me")
+    home_before = sorted(os.listdir(Path.home()))
+    repo_before = sorted(os.listdir(REPO))
+    assert len(HOSTILE) >= 30
+    for name, template, expected in HOSTILE:
+        program = template.format(canary=canary, outside=outside, repo=REPO)
+        result = execute(program, timeout_s=1.0, memory_mb=512)
+        assert result.status in expected, (name, result)
+        assert canary.read_text() == "keep me" and oct(canary.stat().st_mode)[-3:] != "777", name
+        assert sorted(p.name for p in outside.iterdir()) == ["canary.txt"], name
+        assert not Path("/tmp/evalkit-hostile.txt").exists() and not Path("/dev/shm/evalkit-hostile").exists(), name
+        assert _sandbox_processes() == [], (name, "a process survived")
+        assert execute("assert 2 + 2 == 4").passed, (name, "the harness no longer works")
+    assert sorted(os.listdir(Path.home())) == home_before and sorted(os.listdir(REPO)) == repo_before
+    assert (REPO / "pyproject.toml").is_file()
+    assert not any(p.name.startswith("evalkit-sandbox-") for p in Path("/tmp").iterdir())  # workdirs removed
+
+
+def test_output_is_captured_and_capped():
+    result = execute("print('hello')\nassert False")
+    assert result.status == "failed" and result.output.startswith("hello")
+    assert len(execute("print('x' * 100000)\nassert False").output) == 2000
