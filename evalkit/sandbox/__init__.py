@@ -149,13 +149,30 @@ def _execute(program: str, timeout_s: float, memory_mb: int, slot: int) -> ExecR
         if as_root:
             os.chown(workdir, uid, uid)
         nonce = secrets.token_hex(16)
-        argv = [sys.executable, "-I", "-S", str(_CHILD), str(program_file), str(write_fd), str(uid),
-                str(max(1, int(timeout_s + 1))), str(memory_mb << 20), str(OUTPUT_LIMIT), str(MAX_PROCESSES)]
+        argv = [
+            sys.executable,
+            "-I",
+            "-S",
+            str(_CHILD),
+            str(program_file),
+            str(write_fd),
+            str(uid),
+            str(max(1, int(timeout_s + 1))),
+            str(memory_mb << 20),
+            str(OUTPUT_LIMIT),
+            str(MAX_PROCESSES),
+        ]
         with output_file.open("wb") as out:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
                 env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "PYTHONHASHSEED": "0"},
-                pass_fds=(write_fd,), start_new_session=True, close_fds=True,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                close_fds=True,
             )
         os.close(write_fd)
         write_fd = -1

@@ -80,6 +80,7 @@ def main():
             except BaseException:  # a broken or size-limited stream: its output is lost, the verdict is not
                 pass
         real_exit(code)
+
     try:
         code = compile(source, "program.py", "exec")
         exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
