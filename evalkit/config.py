@@ -103,9 +103,12 @@ class DataSource:
     ``local``: a file name resolved against ``--data-dir`` (official data users keep locally).
     ``hub``: a dataset id on the Hugging Face hub (with ``subset`` and ``split``), used when online.
     ``fields``: renames, new name -> the source's column name (e.g. ``title: "poem name"``).
+    ``package``: a data file inside an installed package, ``package_name/relative/path``.
+    ``filter``: field -> value, list of values, or ``{min, max}`` (inclusive range).
     """
 
     path: str | None = None
+    package: str | None = None
     local: str | None = None
     hub: str | None = None
     subset: str | None = None

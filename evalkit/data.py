@@ -23,12 +23,38 @@ def load_documents(spec: TaskSpec, data_dir: Path | None = None, limit: int | No
     if spec.data.fields:
         docs = [_rename(spec.name, d, spec.data.fields) for d in docs]
     if spec.data.filter:
-        docs = [d for d in docs if all(d.get(k) == v for k, v in spec.data.filter.items())]
+        docs = [d for d in docs if all(_matches(d.get(k), v) for k, v in spec.data.filter.items())]
     if not docs:
         raise DataError(f"task {spec.name}: the data source holds no documents")
     if spec.answer_field and any(spec.answer_field not in d for d in docs):
         raise DataError(f"task {spec.name}: some documents lack the answer field '{spec.answer_field}'")
     return docs[:limit] if limit is not None else docs
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, dict):
+        low, high = wanted.get("min"), wanted.get("max")
+        try:
+            return (low is None or value >= low) and (high is None or value <= high)
+        except TypeError:
+            return False
+    if isinstance(wanted, list):
+        return value in wanted
+    return value == wanted
+
+
+def _package_file(task: str, reference: str) -> Path:
+    """``package/relative/path`` -> the file inside the installed package."""
+    import importlib.util
+
+    package, _, relative = reference.partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataUnavailable(f"task {task}: its data comes with the package '{package}', which is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise DataError(f"task {task}: data file not found in package {package}: {path}")
+    return path
 
 
 def _load(task: str, source: DataSource, data_dir: Path | None, task_folder: Path) -> list[Document]:
@@ -44,6 +70,8 @@ def _load(task: str, source: DataSource, data_dir: Path | None, task_folder: Pat
             if not source.path:
                 raise
             print(f"evalkit: {exc}; using the shipped {source.path} instead", file=sys.stderr)
+    if source.package:
+        return read_records(_package_file(task, source.package))
     if source.path:
         path = task_folder / source.path
         if not path.is_file():

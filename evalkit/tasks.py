@@ -12,7 +12,7 @@ from evalkit.config import DataSource, PromptSpec, SamplingConfig, TaskSpec
 from evalkit.errors import ConfigError
 
 _TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field"}
-_DATA_FIELDS = {"path", "local", "hub", "subset", "split", "filter", "fields"}
+_DATA_FIELDS = {"path", "package", "local", "hub", "subset", "split", "filter", "fields"}
 _PROMPT_FIELDS = {"template", "system", "styles", "style"}
 _STYLE_FIELDS = {"template", "system"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
@@ -50,8 +50,8 @@ def load_task_file(path: Path) -> TaskSpec:
 
     data = _mapping(where, raw, "data")
     _reject_unknown(f"{where} data", data, _DATA_FIELDS)
-    if not any(data.get(k) for k in ("path", "local", "hub")):
-        raise ConfigError(f"{where}: data needs one of 'path', 'local' or 'hub'")
+    if not any(data.get(k) for k in ("path", "package", "local", "hub")):
+        raise ConfigError(f"{where}: data needs one of 'path', 'package', 'local' or 'hub'")
 
     prompt = _mapping(where, raw, "prompt")
     _reject_unknown(f"{where} prompt", prompt, _PROMPT_FIELDS)

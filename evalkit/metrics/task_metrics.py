@@ -114,3 +114,31 @@ def _ifeval(completions: Sequence[str], doc: dict[str, Any], answer_field: str |
         per_doc[f"prompt_{mode}"] = 100.0 * sum(all(s[mode]) for s in per_sample) / n
         per_doc[f"inst_{mode}"] = 100.0 * sum(sum(s[mode]) for s in per_sample) / (n * n_inst)
     return MetricResult(per_doc, per_sample, weights={"inst_strict": n_inst, "inst_loose": n_inst})
+
+
+def _code_pass_at_k(completions: Sequence[str], programs: list[str]) -> MetricResult:
+    """Execute every sample's program in the sandbox; pass@k (unbiased) at 1, 10, 100 and the curve."""
+    from evalkit.metrics.sampling import curve_ks, pass_at_k
+    from evalkit.sandbox import execute_many
+
+    results = execute_many(programs)
+    n, c = len(completions), sum(r.passed for r in results)
+    per_doc = {"accuracy": 100.0 * c / n}
+    for k in sorted({*curve_ks(n), *(k for k in (1, 10, 100) if k <= n)}):
+        per_doc[f"pass@{k}"] = 100.0 * pass_at_k(n, c, k)
+    per_sample = [{"status": r.status, "passed": float(r.passed), "reason": r.reason[:200]} for r in results]
+    return MetricResult(per_doc=per_doc, per_sample=per_sample)
+
+
+@METRICS.register("humaneval_exec")
+def _humaneval_exec(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    from evalkit.scoring.code import humaneval_program
+
+    return _code_pass_at_k(completions, [humaneval_program(doc, c) for c in completions])
+
+
+@METRICS.register("mbpp_exec")
+def _mbpp_exec(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    from evalkit.scoring.code import mbpp_program
+
+    return _code_pass_at_k(completions, [mbpp_program(doc, c) for c in completions])
