@@ -16,8 +16,11 @@ multiprocessing Manager per program, which is slow.
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 Status = Literal["passed", "failed", "timeout", "error"]
-_CHILD = Path(__file__).with_name("_child.py")
+_ZYGOTE = Path(__file__).with_name("_zygote.py")
 _UID_BASE = 61000  # sandbox uids: 61000 + worker slot (no /etc/passwd entry needed)
 OUTPUT_LIMIT = 1 << 20  # bytes a program may write (stdout, stderr and files together per file)
 MAX_PROCESSES = 16
@@ -50,27 +53,114 @@ class ExecResult:
         return self.status == "passed"
 
 
-class _Slots:
-    """Worker slots: each concurrent execution owns one sandbox uid."""
+class _Worker:
+    """One sandbox worker: a fork server (evalkit/sandbox/_zygote.py) and, as root, its own uid."""
+
+    def __init__(self, slot: int) -> None:
+        self.as_root = os.geteuid() == 0
+        self.uid = _UID_BASE + slot if self.as_root else -1
+        self.base = Path(tempfile.mkdtemp(prefix="evalkit-sandbox-"))
+        os.chmod(self.base, 0o711)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(_ZYGOTE), str(self.uid), str(self.base)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={"PATH": "/usr/bin:/bin"},
+            start_new_session=True,
+        )
+        self._buffer = b""
+        ready = self._line(30.0)
+        if not ready or not ready.startswith("ready "):
+            raise OSError(f"sandbox worker failed to start ({ready!r})")
+        self.seen_base = ready[len("ready ") :]
+
+    def _line(self, timeout: float | None) -> str | None:
+        """The zygote's next reply line, or None when none came within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([fd], [], [], wait)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise OSError("sandbox worker exited")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode()
+
+    def run(self, program: str, timeout_s: float, memory_mb: int) -> ExecResult:
+        started = time.perf_counter()
+        workdir = Path(tempfile.mkdtemp(dir=self.base))
+        try:
+            (workdir / "program.py").write_text(program, encoding="utf-8")
+            if self.as_root:
+                os.chown(workdir, self.uid, self.uid)
+            nonce = secrets.token_hex(16)
+            request = {
+                "workdir": f"{self.seen_base}/{workdir.name}",
+                "nonce": nonce,
+                "cpu_s": max(1, int(timeout_s + 1)),
+                "as_bytes": memory_mb << 20,
+                "file_bytes": OUTPUT_LIMIT,
+                "nproc": MAX_PROCESSES,
+            }
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            pid = int(self._line(30.0).split()[1])
+            finished = self._line(timeout_s)
+            timed_out = finished is None
+            _kill_group(pid)
+            if self.as_root:
+                _kill_uid(self.uid)
+            if finished is None:
+                finished = self._line(30.0)
+            outcome = json.loads(finished)
+            status, reason = _classify(outcome["code"], outcome["report"], nonce, timed_out)
+            output_file = workdir / ".output"
+            output = output_file.read_bytes()[:2000].decode("utf-8", errors="replace") if output_file.exists() else ""
+            return ExecResult(status, reason, time.perf_counter() - started, output)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class _Pool:
+    """Idle workers, reused across calls (starting one costs a Python start-up)."""
 
     def __init__(self) -> None:
-        self._free: list[int] = []
-        self._next = 0
+        self._idle: list[_Worker] = []
+        self._slots = 0
         self._lock = threading.Lock()
+        atexit.register(self.close)
 
-    def take(self) -> int:
+    def take(self) -> _Worker:
         with self._lock:
-            if self._free:
-                return self._free.pop()
-            self._next += 1
-            return self._next - 1
+            if self._idle:
+                return self._idle.pop()
+            self._slots += 1
+            slot = self._slots - 1
+        return _Worker(slot)
 
-    def give(self, slot: int) -> None:
+    def give(self, worker: _Worker) -> None:
         with self._lock:
-            self._free.append(slot)
+            self._idle.append(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._idle = self._idle, []
+        for worker in workers:
+            worker.close()
 
 
-_SLOTS = _Slots()
+_POOL = _Pool()
 
 
 def processes_of(uid: int) -> list[int]:
@@ -129,78 +219,17 @@ def _classify(returncode: int, report: str, nonce: str, timed_out: bool) -> tupl
 
 def execute(program: str, timeout_s: float = 3.0, memory_mb: int = 1024) -> ExecResult:
     """Run one program; passed when it runs to its end without raising."""
-    slot = _SLOTS.take()
     try:
-        return _execute(program, timeout_s, memory_mb, slot)
-    finally:
-        _SLOTS.give(slot)
-
-
-def _execute(program: str, timeout_s: float, memory_mb: int, slot: int) -> ExecResult:
-    as_root = os.geteuid() == 0
-    uid = _UID_BASE + slot if as_root else -1
-    workdir = Path(tempfile.mkdtemp(prefix="evalkit-sandbox-"))
-    read_fd, write_fd = os.pipe()
-    started = time.perf_counter()
-    try:
-        program_file = workdir / "program.py"
-        program_file.write_text(program, encoding="utf-8")
-        output_file = workdir / ".output"
-        if as_root:
-            os.chown(workdir, uid, uid)
-        nonce = secrets.token_hex(16)
-        argv = [
-            sys.executable,
-            "-I",
-            "-S",
-            str(_CHILD),
-            str(program_file),
-            str(write_fd),
-            str(uid),
-            str(max(1, int(timeout_s + 1))),
-            str(memory_mb << 20),
-            str(OUTPUT_LIMIT),
-            str(MAX_PROCESSES),
-        ]
-        with output_file.open("wb") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "PYTHONHASHSEED": "0"},
-                pass_fds=(write_fd,),
-                start_new_session=True,
-                close_fds=True,
-            )
-        os.close(write_fd)
-        write_fd = -1
-        timed_out = False
-        try:
-            proc.stdin.write(f"{nonce}\n".encode())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        _kill_group(proc.pid)
-        if as_root:
-            _kill_uid(uid)
-        proc.wait()
-        report = _read_report(read_fd)
-        status, reason = _classify(proc.returncode, report, nonce, timed_out)
-        output = output_file.read_bytes()[:2000].decode("utf-8", errors="replace")
-        return ExecResult(status, reason, time.perf_counter() - started, output)
+        worker = _POOL.take()
     except OSError as exc:
-        return ExecResult("error", f"sandbox failure: {exc}", time.perf_counter() - started)
-    finally:
-        os.close(read_fd)
-        if write_fd >= 0:
-            os.close(write_fd)
-        shutil.rmtree(workdir, ignore_errors=True)
+        return ExecResult("error", f"sandbox failure: {exc}")
+    try:
+        result = worker.run(program, timeout_s, memory_mb)
+    except (OSError, ValueError, AttributeError) as exc:  # a dead or confused worker: replace it
+        worker.close()
+        return ExecResult("error", f"sandbox failure: {exc}")
+    _POOL.give(worker)
+    return result
 
 
 def _kill_group(pgid: int) -> None:
@@ -208,15 +237,6 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _read_report(fd: int) -> str:
-    os.set_blocking(fd, False)
-    try:
-        data = os.read(fd, 4096)
-    except BlockingIOError:
-        data = b""
-    return data.decode("utf-8", errors="replace").strip().splitlines()[0] if data.strip() else ""
 
 
 def execute_many(
