@@ -138,5 +138,8 @@ def _load_hub(task: str, source: DataSource) -> list[Document]:
     try:
         dataset = datasets.load_dataset(source.hub, source.subset, split=source.split)
     except Exception as exc:  # network, auth, missing split: all user-facing
-        raise DataError(f"task {task}: cannot load {source.hub} from the hub: {type(exc).__name__}: {exc}") from None
+        message = f"task {task}: cannot load {source.hub} from the hub: {type(exc).__name__}: {exc}"
+        # Unreachable hub: the data cannot be had here (a suite run skips the task); anything else is an error.
+        unreachable = isinstance(exc, (ConnectionError, TimeoutError)) or "LocalEntryNotFound" in str(exc)
+        raise (DataUnavailable if unreachable else DataError)(message) from None
     return [dict(row) for row in dataset]

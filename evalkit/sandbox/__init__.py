@@ -34,6 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from evalkit.sandbox._zygote import processes_of
+
+__all__ = ["ExecResult", "execute", "execute_many", "processes_of"]
+
 Status = Literal["passed", "failed", "timeout", "error"]
 _ZYGOTE = Path(__file__).with_name("_zygote.py")
 _UID_BASE = 61000  # sandbox uids: 61000 + worker slot (no /etc/passwd entry needed)
@@ -57,8 +61,7 @@ class _Worker:
     """One sandbox worker: a fork server (evalkit/sandbox/_zygote.py) and, as root, its own uid."""
 
     def __init__(self, slot: int) -> None:
-        self.as_root = os.geteuid() == 0
-        self.uid = _UID_BASE + slot if self.as_root else -1
+        self.uid = _UID_BASE + slot if os.geteuid() == 0 else -1
         self.base = Path(tempfile.mkdtemp(prefix="evalkit-sandbox-"))
         os.chmod(self.base, 0o711)
         self.proc = subprocess.Popen(
@@ -69,18 +72,15 @@ class _Worker:
             start_new_session=True,
         )
         self._buffer = b""
-        ready = self._line(30.0)
-        if not ready or not ready.startswith("ready "):
-            raise OSError(f"sandbox worker failed to start ({ready!r})")
-        self.seen_base = ready[len("ready ") :]
+        if self._line(30.0) != "ready":
+            raise OSError("sandbox worker failed to start")
 
-    def _line(self, timeout: float | None) -> str | None:
+    def _line(self, timeout: float) -> str | None:
         """The zygote's next reply line, or None when none came within ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not select.select([fd], [], [], wait)[0]:
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
                 return None
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -89,39 +89,30 @@ class _Worker:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode()
 
-    def run(self, program: str, timeout_s: float, memory_mb: int) -> ExecResult:
+    def run(self, programs: Sequence[str], timeout_s: float, memory_mb: int) -> list[ExecResult]:
+        """Programs one after the other, each in its own child; one round trip for all of them."""
         started = time.perf_counter()
-        workdir = Path(tempfile.mkdtemp(dir=self.base))
-        try:
-            (workdir / "program.py").write_text(program, encoding="utf-8")
-            if self.as_root:
-                os.chown(workdir, self.uid, self.uid)
-            nonce = secrets.token_hex(16)
-            request = {
-                "workdir": f"{self.seen_base}/{workdir.name}",
-                "nonce": nonce,
-                "cpu_s": max(1, int(timeout_s + 1)),
-                "as_bytes": memory_mb << 20,
-                "file_bytes": OUTPUT_LIMIT,
-                "nproc": MAX_PROCESSES,
-            }
-            self.proc.stdin.write((json.dumps(request) + "\n").encode())
-            self.proc.stdin.flush()
-            pid = int(self._line(30.0).split()[1])
-            finished = self._line(timeout_s)
-            timed_out = finished is None
-            _kill_group(pid)
-            if self.as_root:
-                _kill_uid(self.uid)
-            if finished is None:
-                finished = self._line(30.0)
-            outcome = json.loads(finished)
-            status, reason = _classify(outcome["code"], outcome["report"], nonce, timed_out)
-            output_file = workdir / ".output"
-            output = output_file.read_bytes()[:2000].decode("utf-8", errors="replace") if output_file.exists() else ""
-            return ExecResult(status, reason, time.perf_counter() - started, output)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        nonces = [secrets.token_hex(16) for _ in programs]
+        limits = {
+            "timeout_s": timeout_s,
+            "cpu_s": max(1, int(timeout_s + 1)),
+            "as_bytes": memory_mb << 20,
+            "file_bytes": OUTPUT_LIMIT,
+            "nproc": MAX_PROCESSES,
+        }
+        batch = [{"program": p, "nonce": n, **limits} for p, n in zip(programs, nonces)]
+        self.proc.stdin.write((json.dumps(batch) + "\n").encode())
+        self.proc.stdin.flush()
+        line = self._line(len(programs) * (timeout_s + 6.0) + 30.0)  # the zygote enforces the limits
+        if line is None:
+            raise OSError("sandbox worker did not answer")
+        replies = json.loads(line)
+        seconds = (time.perf_counter() - started) / max(len(programs), 1)
+        results = []
+        for reply, nonce in zip(replies, nonces):
+            status, reason = _classify(reply["code"], reply["report"], nonce, reply["timed_out"])
+            results.append(ExecResult(status, reason, seconds, reply["output"]))
+        return results
 
     def close(self) -> None:
         try:
@@ -163,38 +154,24 @@ class _Pool:
 _POOL = _Pool()
 
 
-def processes_of(uid: int) -> list[int]:
-    """Live (not zombie) processes running as ``uid``."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.stat(entry.path).st_uid != uid:
-                continue
-            with open(f"{entry.path}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if state != b"Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def _kill_uid(uid: int, patience_s: float = 5.0) -> None:
-    """SIGKILL every process of the sandbox uid until none is left (a fork bomb refills while
-    its members are killed one by one, so stop them all first, then kill)."""
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
-        pids = processes_of(uid)
-        if not pids:
-            return
-        for sig in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
+def _classify(returncode: int, report: str, nonce: str, timed_out: bool) -> tuple[Status, str]:
+    if timed_out:
+        return "timeout", "wall-clock time limit"
+    if report == f"done {nonce}" and returncode == 0:
+        return "passed", ""
+    if returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL and not report:
+        return "timeout", "CPU time limit"
+    if returncode == -signal.SIGXFSZ:
+        return "error", "output or file size limit"
+    if report == "memory":
+        return "error", "memory limit"
+    if report.startswith("raised "):
+        return "failed", report[len("raised ") :]
+    if report.startswith("exit "):
+        return "failed", f"exited before the tests finished (SystemExit {report[len('exit ') :]})"
+    if returncode < 0:
+        return "error", f"killed by signal {signal.Signals(-returncode).name}"
+    return "failed", f"exited with code {returncode} before the tests finished"
 
 
 def _classify(returncode: int, report: str, nonce: str, timed_out: bool) -> tuple[Status, str]:
@@ -217,26 +194,23 @@ def _classify(returncode: int, report: str, nonce: str, timed_out: bool) -> tupl
     return "failed", f"exited with code {returncode} before the tests finished"
 
 
-def execute(program: str, timeout_s: float = 3.0, memory_mb: int = 1024) -> ExecResult:
-    """Run one program; passed when it runs to its end without raising."""
+def _run_batch(programs: Sequence[str], timeout_s: float, memory_mb: int) -> list[ExecResult]:
     try:
         worker = _POOL.take()
     except OSError as exc:
-        return ExecResult("error", f"sandbox failure: {exc}")
+        return [ExecResult("error", f"sandbox failure: {exc}") for _ in programs]
     try:
-        result = worker.run(program, timeout_s, memory_mb)
-    except (OSError, ValueError, AttributeError) as exc:  # a dead or confused worker: replace it
+        results = worker.run(programs, timeout_s, memory_mb)
+    except (OSError, ValueError, KeyError) as exc:  # a dead or confused worker: replace it
         worker.close()
-        return ExecResult("error", f"sandbox failure: {exc}")
+        return [ExecResult("error", f"sandbox failure: {exc}") for _ in programs]
     _POOL.give(worker)
-    return result
+    return results
 
 
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def execute(program: str, timeout_s: float = 3.0, memory_mb: int = 1024) -> ExecResult:
+    """Run one program; passed when it runs to its end without raising."""
+    return _run_batch([program], timeout_s, memory_mb)[0]
 
 
 def execute_many(
@@ -245,15 +219,18 @@ def execute_many(
     memory_mb: int = 1024,
     workers: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    chunk: int = 8,
 ) -> list[ExecResult]:
-    """Run programs concurrently (default: one worker per CPU); results in input order."""
+    """Run programs on a pool of workers (default: one per CPU), ``chunk`` programs per round trip
+    to a worker (each still in its own process); results in input order."""
     workers = workers or os.cpu_count() or 1
+    chunks = [list(programs[i : i + chunk]) for i in range(0, len(programs), chunk)]
 
-    def one(program: str) -> ExecResult:
-        result = execute(program, timeout_s, memory_mb)
+    def one(batch: list[str]) -> list[ExecResult]:
+        results = _run_batch(batch, timeout_s, memory_mb)
         if on_done:
-            on_done(1)
-        return result
+            on_done(len(batch))
+        return results
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, programs))
+        return [result for results in pool.map(one, chunks) for result in results]

@@ -6,18 +6,24 @@ fresh tmpfs mounts, the worker's base directory is bind-mounted at /tmp/work, an
 prefix at /tmp/.evalkit-python (readable by the unprivileged uid even when Python lives under
 /root). Nothing a program does there reaches the host.
 
-Then, per request (a JSON line on stdin), it forks a child that starts its own session, drops to
-the worker's uid, sets its resource limits and executes the program in fresh globals, reporting
-completion on a pipe with a nonce the program never sees (so `sys.exit(0)` or `os._exit(0)` before
-the tests finish cannot pass). The zygote answers "pid N", waits for the child, removes what the
-uid left in the shared tmpfs mounts, and answers with the exit code and the report.
+Then, per request (a JSON line on stdin), it makes an empty working folder and forks a child that
+starts its own session, drops to the worker's uid, sets its resource limits and executes the
+program in fresh globals, reporting completion on a pipe with a nonce the program never sees (so
+`sys.exit(0)` or `os._exit(0)` before the tests finish cannot pass). The zygote waits for the
+child up to the time limit, kills its session and every process left under the uid, removes the
+folder and what the uid left in the scratch mounts, and answers with one JSON line. The whole
+cycle runs here, in one process per worker, so the caller only writes a request and reads a reply.
 """
 
 import json
 import os
 import resource
+import select
 import shutil
+import signal
 import sys
+import tempfile
+import time
 
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 MS_BIND, MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x1000, 0x4000, 0x40000, 0x2, 0x4
@@ -57,11 +63,10 @@ def _repath(old, new):
             path[:] = [p.replace(old, new, 1) if p.startswith(old) else p for p in path]
 
 
-def _child(req, report_fd, uid):
+def _child(req, report_fd, uid, workdir):
     os.setsid()
-    os.chdir(req["workdir"])
-    with open("program.py", encoding="utf-8") as f:
-        source = f.read()
+    os.chdir(workdir)
+    source = req["program"]
     out = os.open(".output", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -125,37 +130,94 @@ def _clean_scratch(uid):
                 pass
 
 
+def processes_of(uid):
+    """Live (not zombie) processes running as ``uid``."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            with open(entry.path + "/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != b"Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_uid(uid, patience_s=5.0):
+    """Stop, then kill, every process of the sandbox uid until none is left (a fork bomb refills
+    while its members are killed one by one)."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        pids = processes_of(uid)
+        if not pids:
+            return
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+
+
+def _run(req, uid, base):
+    """One program, start to finish: returns the reply for the parent."""
+    workdir = tempfile.mkdtemp(dir=base)
+    if uid >= 0:
+        os.chown(workdir, uid, uid)
+    read_fd, report_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            _child(req, report_fd, uid, workdir)
+        finally:
+            os._exit(70)
+    os.close(report_fd)
+    pidfd = os.pidfd_open(pid)
+    timed_out = not select.select([pidfd], [], [], req["timeout_s"])[0]
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the program's whole session, whether or not it finished
+    except OSError:
+        pass
+    if uid >= 0:
+        kill_uid(uid)
+    _, status = os.waitpid(pid, 0)
+    os.close(pidfd)
+    os.set_blocking(read_fd, False)
+    try:
+        report = os.read(read_fd, 4096).decode("utf-8", errors="replace")
+    except BlockingIOError:
+        report = ""
+    os.close(read_fd)
+    try:
+        with open(os.path.join(workdir, ".output"), "rb") as f:
+            output = f.read(2000).decode("utf-8", errors="replace")
+    except OSError:
+        output = ""
+    shutil.rmtree(workdir, ignore_errors=True)
+    if uid >= 0:
+        _clean_scratch(uid)
+    code = os.waitstatus_to_exitcode(status)
+    first = report.strip().split("\n")[0]
+    return {"code": code, "report": first, "timed_out": timed_out, "output": output}
+
+
 def main():
     uid, base = int(sys.argv[1]), sys.argv[2]
     seen_base = _isolate(base) if uid >= 0 else base
     reply = sys.stdout.buffer
-    reply.write(f"ready {seen_base}\n".encode())
+    reply.write(b"ready\n")
     reply.flush()
-    for line in sys.stdin.buffer:
-        req = json.loads(line)
-        read_fd, report_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(read_fd)
-                _child(req, report_fd, uid)
-            finally:
-                os._exit(70)
-        os.close(report_fd)
-        reply.write(f"pid {pid}\n".encode())
-        reply.flush()
-        _, status = os.waitpid(pid, 0)
-        os.set_blocking(read_fd, False)
-        try:
-            report = os.read(read_fd, 4096).decode("utf-8", errors="replace")
-        except BlockingIOError:
-            report = ""
-        os.close(read_fd)
-        if uid >= 0:
-            _clean_scratch(uid)
-        code = os.waitstatus_to_exitcode(status)
-        reply.write((json.dumps({"code": code, "report": report.strip().split("\n")[0]}) + "\n").encode())
+    for line in sys.stdin.buffer:  # a request is a list of programs, answered by a list of replies
+        replies = [_run(req, uid, seen_base) for req in json.loads(line)]
+        reply.write((json.dumps(replies) + "\n").encode())
         reply.flush()
 
 
-main()
+if __name__ == "__main__":
+    main()
