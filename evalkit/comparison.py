@@ -10,7 +10,7 @@ from typing import Any
 
 from evalkit.metrics.bootstrap import PairedInterval, paired_bootstrap
 from evalkit.metrics.directions import direction
-from evalkit.results import load_documents
+from evalkit.results import load_document_scores
 
 DocValues = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric values
 DocWeights = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric weights (when not 1)
@@ -50,7 +50,7 @@ def document_values(run: dict[str, Any]) -> tuple[DocValues, DocWeights]:
     """Per-document metric values and weights by task and document id (older files: by position)."""
     values: DocValues = {}
     weights: DocWeights = {}
-    for row in load_documents(run):
+    for row in load_document_scores(run):
         key = str(row.get("doc_id", row.get("doc_index")))
         values.setdefault(row["task"], {})[key] = {k: (math.nan if v is None else v) for k, v in row["metrics"].items()}
         weights.setdefault(row["task"], {})[key] = row.get("weights", {})

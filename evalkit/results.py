@@ -119,27 +119,17 @@ def load_results(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_jsonl(file: Path) -> list[dict[str, Any]]:
+def _rows(file: Path) -> list[dict[str, Any]]:
     """The rows of a run's jsonl file; an empty list when the run has none (a hand-written baseline)."""
-    if not file.is_file():
-        return []
-    rows = []
-    try:
-        with file.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    rows.append(json.loads(line))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalkitError(f"cannot read {file}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise EvalkitError(f"{file} line {number} is not valid JSON: {exc.msg}") from None
-    return rows
+    from evalkit.data import read_records
+
+    return read_records(file) if file.is_file() else []
 
 
-def load_documents(results: dict[str, Any]) -> list[dict[str, Any]]:
+def load_document_scores(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-document metric values of a loaded run (documents.jsonl beside its results.json)."""
-    return read_jsonl(Path(results["path"]) / DOCUMENTS_FILE)
+    return _rows(Path(results["path"]) / DOCUMENTS_FILE)
 
 
 def load_samples(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return read_jsonl(Path(results["path"]) / SAMPLES_FILE)
+    return _rows(Path(results["path"]) / SAMPLES_FILE)
