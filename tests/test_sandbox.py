@@ -40,7 +40,7 @@ def test_hostile_programs_end_with_the_right_status_and_change_nothing(tmp_path)
     assert len(HOSTILE) >= 30
     for name, template, expected in HOSTILE:
         program = template.format(canary=canary, outside=outside, repo=REPO)
-        result = execute(program, timeout_s=1.0, memory_mb=512)
+        result = execute(program, timeout_s=2.0, memory_mb=512)
         assert result.status in expected, (name, result)
         assert canary.read_text() == "keep me" and oct(canary.stat().st_mode)[-3:] != "777", name
         assert sorted(p.name for p in outside.iterdir()) == ["canary.txt"], name

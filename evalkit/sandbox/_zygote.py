@@ -79,7 +79,7 @@ def _child(req, report_fd, uid, workdir):
         os.setgid(uid)
         os.setuid(uid)
     os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0"})
+    os.environ.update({"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "PYTHONHASHSEED": "0"})
     for limit, value in (
         (resource.RLIMIT_CPU, req["cpu_s"]),
         (resource.RLIMIT_AS, req["as_bytes"]),
