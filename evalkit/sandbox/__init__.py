@@ -174,26 +174,6 @@ def _classify(returncode: int, report: str, nonce: str, timed_out: bool) -> tupl
     return "failed", f"exited with code {returncode} before the tests finished"
 
 
-def _classify(returncode: int, report: str, nonce: str, timed_out: bool) -> tuple[Status, str]:
-    if timed_out:
-        return "timeout", "wall-clock time limit"
-    if report == f"done {nonce}" and returncode == 0:
-        return "passed", ""
-    if returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL and not report:
-        return "timeout", "CPU time limit"
-    if returncode == -signal.SIGXFSZ:
-        return "error", "output or file size limit"
-    if report == "memory":
-        return "error", "memory limit"
-    if report.startswith("raised "):
-        return "failed", report[len("raised ") :]
-    if report.startswith("exit "):
-        return "failed", f"exited before the tests finished (SystemExit {report[len('exit ') :]})"
-    if returncode < 0:
-        return "error", f"killed by signal {signal.Signals(-returncode).name}"
-    return "failed", f"exited with code {returncode} before the tests finished"
-
-
 def _run_batch(programs: Sequence[str], timeout_s: float, memory_mb: int) -> list[ExecResult]:
     try:
         worker = _POOL.take()
