@@ -68,7 +68,7 @@ class _Worker:
             [sys.executable, "-I", "-S", str(_ZYGOTE), str(self.uid), str(self.base)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={"PATH": "/usr/bin:/bin"},
+            env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"},
             start_new_session=True,
         )
         self._buffer = b""
