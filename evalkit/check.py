@@ -8,7 +8,6 @@ bootstrap over documents, so that sampling noise on a small task does not fail C
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from evalkit.comparison import compare_runs
 from evalkit.errors import ConfigError
 from evalkit.metrics.directions import direction, signed_gain
 from evalkit.registry import unknown_name
+from evalkit.results import metric_value
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,6 @@ def _validate_names(policy: CheckPolicy, baseline: dict[str, Any]) -> None:
             raise unknown_name("metric in the policy (not in the baseline)", metric, metrics)
 
 
-def _number(entry: dict[str, Any] | None, metric: str) -> float | None:
-    value = None if entry is None else entry["metrics"].get(metric)
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
 def check_run(run: dict[str, Any], baseline: dict[str, Any], policy: CheckPolicy) -> list[Finding]:
     """One finding per gated metric of the baseline."""
     _validate_names(policy, baseline)
@@ -173,10 +168,10 @@ def check_run(run: dict[str, Any], baseline: dict[str, Any], policy: CheckPolicy
         for metric in entry["metrics"]:
             if not policy.gates(metric):
                 continue
-            base = _number(entry, metric)
+            base = metric_value(entry, metric)
             if base is None:
                 continue
-            value = _number(run["tasks"].get(task), metric)
+            value = metric_value(run["tasks"].get(task), metric)
             if value is None:
                 where = "the task" if task not in run["tasks"] else "a value"
                 findings.append(Finding(task, metric, base, None, "missing", f"the run has no {where} for it"))

@@ -10,7 +10,7 @@ from typing import Any
 
 from evalkit.metrics.bootstrap import PairedInterval, paired_bootstrap
 from evalkit.metrics.directions import direction
-from evalkit.results import load_document_scores
+from evalkit.results import load_document_scores, metric_value
 
 DocValues = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric values
 DocWeights = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric weights (when not 1)
@@ -72,11 +72,6 @@ def _verdict(metric: str, interval: PairedInterval | None) -> str:
     return "better" if (raw == "higher") == (d == "higher") else "worse"
 
 
-def _value(entry: dict[str, Any], metric: str) -> float | None:
-    value = entry["metrics"].get(metric)
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
 def compare_runs(runs: Sequence[dict[str, Any]], confidence: float = 0.95, seed: int = 0) -> list[ComparisonRow]:
     """One row per (task, metric) of the first run that every other run has too."""
     loaded = [document_values(r) for r in runs]
@@ -87,10 +82,10 @@ def compare_runs(runs: Sequence[dict[str, Any]], confidence: float = 0.95, seed:
         if not all(task in r["tasks"] for r in runs[1:]):
             continue
         for metric in entry["metrics"]:
-            base = _value(entry, metric)
+            base = metric_value(entry, metric)
             row = ComparisonRow(task, metric, direction(metric), [base])
             for run, values in zip(runs[1:], doc_values[1:]):
-                value = _value(run["tasks"][task], metric)
+                value = metric_value(run["tasks"][task], metric)
                 row.values.append(value)
                 a, b, w = _paired(doc_values[0].get(task, {}), values.get(task, {}), base_weights.get(task, {}), metric)
                 interval = paired_bootstrap(a, b, confidence, seed=seed, weights=w) if a else None

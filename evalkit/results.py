@@ -45,6 +45,12 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def metric_value(entry: dict[str, Any] | None, metric: str) -> float | None:
+    """A task entry's metric as a float; None when the task or the value is missing or NaN."""
+    value = None if entry is None else entry["metrics"].get(metric)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
 def document_id(doc: dict[str, Any]) -> str:
     """A stable name for a document from its content: runs pair documents by it, whatever their order or limit."""
     canonical = json.dumps(doc, sort_keys=True, ensure_ascii=False, default=str)

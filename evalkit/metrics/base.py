@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.metrics.directions import split_k
 from evalkit.registry import Registry
 
 
@@ -32,8 +33,8 @@ class Aggregate:
 
 def _natural(name: str) -> tuple[str, int]:
     """``maj@2`` before ``maj@16``: curves keep their k order."""
-    head, at, k = name.rpartition("@")
-    return (head, int(k)) if at and k.isdigit() else (name, -1)
+    head, k = split_k(name)
+    return head, -1 if k is None else k
 
 
 def aggregate(per_doc: Sequence[dict[str, float]], weights: Sequence[dict[str, float]] | None = None) -> Aggregate:

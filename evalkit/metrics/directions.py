@@ -33,10 +33,15 @@ _DIVERSITY = frozenset(
 DIVERSITY_PREFERENCE = ("ngram_diversity", "self_bleu_diversity", "sbert_diversity", "distinct", "distinct_2")
 
 
+def split_k(name: str) -> tuple[str, int | None]:
+    """``maj@4`` -> (``maj``, 4); a name without ``@k`` -> (name, None)."""
+    head, at, k = name.rpartition("@")
+    return (head, int(k)) if at and k.isdigit() else (name, None)
+
+
 def family(name: str) -> str:
     """``maj@4`` -> ``maj``; a name without ``@k`` is its own family."""
-    head, at, k = name.rpartition("@")
-    return head if at and k.isdigit() else name
+    return split_k(name)[0]
 
 
 def direction(name: str) -> Direction:

@@ -22,10 +22,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def curve_ks(n: int) -> list[int]:
-    """k = 1, 2, 4, ... up to n, with n itself at the end when it is not a power of two."""
-    ks = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
-    return ks if ks[-1] == n else [*ks, n]
+def curve_ks(n: int, extra: Sequence[int] = ()) -> list[int]:
+    """k = 1, 2, 4, ... up to n, with n itself when it is not a power of two, plus any ``extra``
+    k (such as code's 10 and 100) that is not above n."""
+    ks = {1 << i for i in range(n.bit_length())} | {n} | {k for k in extra if 1 <= k <= n}
+    return sorted(ks)
 
 
 def best_of_n_at_k(rewards: Sequence[float], scores: Sequence[float], k: int) -> float:

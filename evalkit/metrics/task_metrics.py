@@ -124,7 +124,7 @@ def _code_pass_at_k(completions: Sequence[str], programs: list[str]) -> MetricRe
     results = execute_many(programs)
     n, c = len(completions), sum(r.passed for r in results)
     per_doc = {"accuracy": 100.0 * c / n}
-    for k in sorted({*curve_ks(n), *(k for k in (1, 10, 100) if k <= n)}):
+    for k in curve_ks(n, extra=(1, 10, 100)):
         per_doc[f"pass@{k}"] = 100.0 * pass_at_k(n, c, k)
     per_sample = [{"status": r.status, "passed": float(r.passed), "reason": r.reason[:200]} for r in results]
     return MetricResult(per_doc=per_doc, per_sample=per_sample)

@@ -7,7 +7,6 @@ with one point per run, and a few sample outputs per task side by side.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,9 +18,9 @@ import jinja2
 from evalkit import __version__
 from evalkit.comparison import Difference, compare_runs
 from evalkit.errors import EvalkitError
-from evalkit.metrics.directions import DIVERSITY_PREFERENCE, direction, family, kind
+from evalkit.metrics.directions import DIVERSITY_PREFERENCE, direction, family, kind, split_k
 from evalkit.report.plots import Series, curve_svg, scatter_svg
-from evalkit.results import load_samples
+from evalkit.results import load_samples, metric_value
 
 QUALITY_PREFERENCE = ("accuracy", "pass@1", "prompt_strict", "win_rate", "maj@1", "bon@1")
 
@@ -43,8 +42,7 @@ class TaskSection:
 
 
 def _number(run: dict[str, Any], task: str, metric: str) -> float | None:
-    value = run["tasks"].get(task, {}).get("metrics", {}).get(metric)
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return metric_value(run["tasks"].get(task), metric)
 
 
 def _format(run: dict[str, Any], task: str, metric: str) -> str:
@@ -73,7 +71,7 @@ def _curves(runs: Sequence[dict[str, Any]], task: str, metrics: list[str]) -> li
             continue
         series = []
         for run in runs:
-            points = sorted((int(m.rpartition("@")[2]), v) for m in members if (v := _number(run, task, m)) is not None)
+            points = sorted((split_k(m)[1], v) for m in members if (v := _number(run, task, m)) is not None)
             if points:
                 series.append(Series(run["run_id"], [k for k, _ in points], [v for _, v in points]))
         if series:

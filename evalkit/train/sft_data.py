@@ -79,15 +79,13 @@ def tokenize(messages: Messages, tokenizer: Any, max_length: int) -> TokenizedEx
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     if not full.startswith(prompt):  # a template that rewrites earlier turns: append the response ourselves
         full = prompt + messages[-1]["content"] + (tokenizer.eos_token or "")
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-    if len(prompt_ids) >= max_length or full_ids[: len(prompt_ids)] != prompt_ids:
-        if len(prompt_ids) >= max_length:
-            return None
-        prompt_ids = full_ids[: len(prompt_ids)]  # tokenisation merged across the boundary; keep the split point
-    full_ids = full_ids[:max_length]
-    labels = [IGNORE_INDEX] * len(prompt_ids) + full_ids[len(prompt_ids) :]
-    return TokenizedExample(full_ids, labels[: len(full_ids)])
+    # The split point is the prompt's token count (should tokens merge across the boundary, the
+    # first response token is masked with the prompt).
+    n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    if n_prompt >= max_length:
+        return None
+    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"][:max_length]
+    return TokenizedExample(full_ids, [IGNORE_INDEX] * n_prompt + full_ids[n_prompt:])
 
 
 def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, Any]:

@@ -169,6 +169,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     examples, dropped = prepare_examples(config, tokenizer)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     (config.output_dir / LOG_FILE).unlink(missing_ok=True)
+    loss_fn = make_loss(config)
     args = TrainingArguments(
         output_dir=str(config.output_dir),
         num_train_epochs=config.epochs,
@@ -197,10 +198,9 @@ def train(config: TrainConfig) -> dict[str, Any]:
         args=args,
         train_dataset=examples,
         data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
-        loss_fn=make_loss(config),
+        loss_fn=loss_fn,
         callbacks=[_log_callback(config.output_dir / LOG_FILE)],
     )
-    loss_fn = make_loss(config)
     probe = examples[:32]
     before = fixed_set_loss(trainer.model, probe, loss_fn, tokenizer.pad_token_id, config.batch_size)
     result = trainer.train()
