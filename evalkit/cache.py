@@ -25,8 +25,12 @@ def prompt_key(fingerprint: str, messages: Sequence[dict[str, str]]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def sample_key(fingerprint: str, prompt: str, sampling: SamplingConfig, index: int) -> str:
-    payload = json.dumps([fingerprint, prompt, sampling.cache_fields(), index], sort_keys=True)
+def sample_key(fingerprint: str, prompt: str, sampling: SamplingConfig, index: int, with_n: bool = False) -> str:
+    """``with_n``: for backends whose sample i can change with n (see Backend.samples_depend_on_n)."""
+    fields = sampling.cache_fields()
+    if with_n:
+        fields["n"] = sampling.n
+    payload = json.dumps([fingerprint, prompt, fields, index], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

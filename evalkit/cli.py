@@ -11,6 +11,18 @@ from evalkit.errors import EvalkitError
 
 # Options that override the tasks' default sampling; None means "keep the task's value".
 _SAMPLING_OPTIONS = ("n", "temperature", "top_p", "top_k", "max_tokens")
+_BACKEND_OPTIONS = (
+    "base_url",
+    "api_key_env",
+    "api",
+    "concurrency",
+    "request_timeout",
+    "max_retries",
+    "tensor_parallel_size",
+    "data_parallel_size",
+    "gpu_memory_utilization",
+    "max_model_len",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,9 +60,19 @@ def cli() -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Generation cache folder.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the generation cache.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--base-url", default=None, help="openai backend: the server's URL, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--api-key-env", default=None, help="openai backend: NAME of the variable holding the API key.")
+@click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True)
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Requests in flight.")
+@click.option("--request-timeout", type=float, default=600.0, show_default=True, help="Seconds per request.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True)
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True, help="vllm.")
+@click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True, help="vllm.")
+@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True, help="vllm.")
+@click.option("--max-model-len", type=click.IntRange(min=1), default=None, help="vllm.")
 def run(**opts: object) -> None:
     """Generate samples for tasks and score them; writes OUTPUT_DIR/RUN_ID/results.json."""
-    from evalkit.config import RunConfig
+    from evalkit.config import BackendOptions, RunConfig
     from evalkit.runner import run as run_tasks
     from evalkit.summary import print_summary
 
@@ -74,6 +96,7 @@ def run(**opts: object) -> None:
         cache_dir=opts["cache_dir"],
         task_dirs=tuple(opts["task_dirs"]),
         prompt_style=opts["prompt_style"],
+        backend_options=BackendOptions(**{k: opts[k] for k in _BACKEND_OPTIONS}),  # type: ignore[arg-type]
     )
     run_dir, results = run_tasks(config, progress=not opts["quiet"])
     print_summary(results, run_dir)
@@ -218,6 +241,20 @@ def train(**opts: object) -> None:
         f"32 examples {info['fixed_set_loss_before']:.4f} -> {info['fixed_set_loss_after']:.4f}; "
         f"checkpoint: {config.output_dir}"
     )
+
+
+@cli.command()
+@click.option("--model", default=None, help="Local folder or hub id. Default: embedded SmolLM2-135M-Instruct.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True, help="0: any free port.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call.")
+@click.option("--served-model-name", default=None, help="Model name clients use (default: the model's).")
+def serve(model: str | None, host: str, port: int, device: str, batch_size: int, served_model_name: str | None) -> None:
+    """Serve a model over an OpenAI-compatible API (chat and completions) with the transformers backend."""
+    from evalkit.serve import serve as serve_model
+
+    serve_model(model, host, port, device, batch_size, served_model_name)
 
 
 def main() -> None:

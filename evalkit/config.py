@@ -149,6 +149,45 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class BackendOptions:
+    """Settings of the vLLM and OpenAI-compatible backends (the transformers backend ignores them)."""
+
+    # OpenAI-compatible HTTP backend
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    api_key_env: str | None = None  # NAME of the environment variable holding the key, never the key
+    api: str = "chat"  # chat (server applies the chat template) or completions (prompt text)
+    concurrency: int = 8  # requests in flight
+    request_timeout: float = 600.0  # seconds without an answer before a request is retried
+    max_retries: int = 5  # retries of one request on 429, 5xx, timeouts and malformed answers
+    retry_backoff: float = 1.0  # seconds before the first retry; doubles with each retry
+    # vLLM backend
+    tensor_parallel_size: int = 1
+    data_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.api not in ("chat", "completions"):
+            raise ConfigError(f"api must be 'chat' or 'completions', got {self.api!r}")
+        for name in ("concurrency", "tensor_parallel_size", "data_parallel_size"):
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("max_retries", self.max_retries, minimum=0)
+        if self.max_model_len is not None:
+            _check_int("max_model_len", self.max_model_len, minimum=1)
+        _check_float("retry_backoff", self.retry_backoff)
+        if self.retry_backoff < 0:
+            raise ConfigError(f"retry_backoff must be >= 0, got {self.retry_backoff}")
+        _check_float("request_timeout", self.request_timeout)
+        if self.request_timeout <= 0:
+            raise ConfigError(f"request_timeout must be > 0, got {self.request_timeout}")
+        _check_float("gpu_memory_utilization", self.gpu_memory_utilization)
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `evalkit run` was asked to do; recorded verbatim in results.json."""
 
@@ -168,6 +207,7 @@ class RunConfig:
     task_dirs: tuple[Path, ...] = ()  # folders of extra task YAML files
     cache_dir: Path | None = None  # generation cache folder; default $EVALKIT_CACHE or ~/.cache/evalkit
     prompt_style: str | None = None  # for tasks that offer several prompts
+    backend_options: BackendOptions = field(default_factory=BackendOptions)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

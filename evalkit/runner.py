@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends import BACKENDS, Backend, PromptBatch
+from evalkit.backends import Backend, GenerationFailed, PromptBatch, make_backend
 from evalkit.cache import GenerationCache, prompt_key, sample_key
 from evalkit.cache_dir import cache_root
 from evalkit.config import RunConfig, SamplingConfig, TaskSpec
@@ -112,10 +112,11 @@ def generate_cached(
     uninterrupted one would."""
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     per_call = backend.prompts_per_call(sampling)
+    with_n = backend.samples_depend_on_n and not sampling.greedy
     result: list[list[str]] = [[] for _ in prompts]
     for start in range(0, len(order), per_call):
         chunk = order[start : start + per_call]
-        keys = [[sample_key(backend.fingerprint, prompts[i], sampling, j) for j in range(sampling.n)] for i in chunk]
+        keys = [[sample_key(backend.fingerprint, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk]
         cached = cache.get_many([k for ks in keys for k in ks]) if cache else {}
         if len(cached) == len(chunk) * sampling.n:
             stats.hits += len(cached)
@@ -124,7 +125,14 @@ def generate_cached(
             if on_progress:
                 on_progress(len(cached))
             continue
-        completions = backend.generate(PromptBatch([prompts[i] for i in chunk], sampling), on_progress)
+        try:
+            completions = backend.generate(PromptBatch([prompts[i] for i in chunk], sampling), on_progress)
+        except GenerationFailed as exc:
+            # Keep what did finish: a rerun serves it from the cache and asks only for the rest.
+            if cache and exc.finished:
+                done = [(keys[j], cs) for j, cs in exc.finished.items()]
+                cache.put_many((k, c) for ks, cs in done for k, c in zip(ks, cs))
+            raise
         stats.generated += len(chunk) * sampling.n
         if cache:
             cache.put_many((k, c) for ks, cs in zip(keys, completions) for k, c in zip(ks, cs))
@@ -167,8 +175,7 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
     skipped: dict[str, str] = {}
     tasks = prepare(config, skipped)
     ensure_writable(config.output_dir)
-    backend_factory = BACKENDS.get(config.backend)
-    backend = backend_factory(config.model, device=config.device, batch_size=config.batch_size)
+    backend = make_backend(config.backend, config.model, config.device, config.batch_size, config.backend_options)
     cache = GenerationCache((config.cache_dir or cache_root()) / "generations.sqlite") if config.use_cache else None
     stats = CacheStats()
     run_id = config.run_id or default_run_id(config, backend.model_name)

@@ -7,7 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from evalkit.config import SamplingConfig
+from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.errors import EvalkitError
 from evalkit.registry import Registry
 
 
@@ -26,8 +27,22 @@ def sample_seed(seed: int, prompt: str, index: int) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+class GenerationFailed(EvalkitError):
+    """A generation call failed part-way (a server that keeps failing, say). ``finished`` maps the
+    index of every prompt of the batch that did finish to its samples, so the runner caches them
+    before the error ends the run: nothing already generated is lost."""
+
+    def __init__(self, message: str, finished: dict[int, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.finished = finished or {}
+
+
 class Backend(ABC):
     name: str = ""
+    # Whether sample i of a prompt can change with n. The transformers backend seeds every sample
+    # on its own (sample_seed), so it cannot; engines that seed a request as a whole (vLLM, an
+    # OpenAI-compatible server) can, and then n is part of the cache key.
+    samples_depend_on_n: bool = False
 
     @property
     @abstractmethod
@@ -55,4 +70,7 @@ class Backend(ABC):
         return {}
 
 
-BACKENDS: Registry[Callable[..., Backend]] = Registry("backend")
+BackendFactory = Callable[[str | None, str, int, BackendOptions], Backend]
+"""(model, device, batch_size, options) -> a backend."""
+
+BACKENDS: Registry[BackendFactory] = Registry("backend")

@@ -41,6 +41,48 @@ def folder_fingerprint(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def model_fingerprint(name: str, source: Path | str) -> str:
+    """Cache identity of a model: its local files, or the hub id at its current revision."""
+    if isinstance(source, Path):
+        return f"local@{folder_fingerprint(source)}"
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
+    return f"{source}@{getattr(config, '_commit_hash', None) or 'unknown'}"
+
+
+def load_tokenizer(name: str, source: Path | str):  # noqa: ANN201 - a transformers tokenizer
+    """The model's tokenizer, left-padded (decoder-only generation) with a pad token."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # evalkit shows its own progress
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load the tokenizer of '{name}': {str(exc).splitlines()[0]}") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def render_chat(tokenizer, messages: Sequence[dict[str, str]]) -> str:  # noqa: ANN001
+    """The prompt text of chat messages: the chat template when the tokenizer has one. Every
+    backend that renders locally (transformers, vLLM, `evalkit serve`) renders through this."""
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in messages)
+
+
+def adds_special_tokens(tokenizer) -> bool:  # noqa: ANN001
+    """A chat template already writes the special tokens (BOS and the like) into the text."""
+    return not tokenizer.chat_template
+
+
 class HFBackend(Backend):
     """Tokenizer and weights load on first use: a run served entirely from the cache (prompts
     and samples) imports neither torch nor transformers."""
@@ -53,19 +95,7 @@ class HFBackend(Backend):
         self.batch_size = batch_size
         self._tokenizer = None
         self._model = None
-        if isinstance(self._source, Path):
-            self._fingerprint = f"local@{folder_fingerprint(self._source)}"
-        else:
-            self._fingerprint = f"{self._source}@{self._hub_revision()}"
-
-    def _hub_revision(self) -> str:
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(self._source)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load model '{self._name}': {str(exc).splitlines()[0]}") from None
-        return getattr(config, "_commit_hash", None) or "unknown"
+        self._fingerprint = model_fingerprint(self._name, self._source)
 
     @property
     def device(self) -> str:
@@ -78,18 +108,7 @@ class HFBackend(Backend):
     @property
     def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # evalkit shows its own progress
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(self._source)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"cannot load the tokenizer of '{self._name}': {str(exc).splitlines()[0]}") from None
-            tokenizer.padding_side = "left"  # decoder-only generation pads on the left
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            self._tokenizer = tokenizer
+            self._tokenizer = load_tokenizer(self._name, self._source)
         return self._tokenizer
 
     @property
@@ -115,9 +134,7 @@ class HFBackend(Backend):
         return self._name
 
     def render(self, messages: Sequence[dict[str, str]]) -> str:
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-        return "\n\n".join(m["content"] for m in messages)
+        return render_chat(self.tokenizer, messages)
 
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}
@@ -148,8 +165,9 @@ class HFBackend(Backend):
 
         from evalkit.backends.sampler import SeededSampler
 
-        chat = bool(self.tokenizer.chat_template)
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(self.device)
+        enc = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=adds_special_tokens(self.tokenizer)
+        ).to(self.device)
         config = GenerationConfig(
             max_new_tokens=sampling.max_tokens,
             # Sampling happens in SeededSampler (per-sample seeds); it leaves one finite logit per

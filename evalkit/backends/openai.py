@@ -1,0 +1,238 @@
+"""The OpenAI-compatible HTTP backend: `vllm serve`, `evalkit serve`, or any server that speaks
+/v1/chat/completions or /v1/completions.
+
+One request per prompt carries all n samples (``n``) when the server supports it; a server that
+answers fewer choices than asked is then asked once per sample, with per-sample seeds. Requests
+run ``concurrency`` at a time. 429, 5xx, timeouts, dropped connections and malformed answers are
+retried with exponential backoff (honouring Retry-After); other 4xx answers fail at once. When a
+request still fails, the prompts that did finish are handed to the runner (GenerationFailed) and
+cached, so a rerun asks only for the rest.
+
+The API key is read from the environment variable the user names and is only ever put in the
+Authorization header: results record the variable's name, never its value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any
+
+from evalkit.backends.base import Backend, GenerationFailed, PromptBatch, sample_seed
+from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.errors import ConfigError, EvalkitError, ModelError
+
+DEFAULT_KEY_VARIABLE = "OPENAI_API_KEY"
+
+
+class ServerError(EvalkitError):
+    """A request that failed for good (after retries, or a 4xx the server will not change its mind on)."""
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, wait_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait_s = wait_s
+
+
+def request_body(api: str, model: str, prompt: str, sampling: SamplingConfig, n: int, seed: int) -> dict[str, Any]:
+    """The JSON body of one generation request. ``prompt`` is the rendered prompt: for the chat
+    API, the chat messages as JSON (see OpenAIBackend.render)."""
+    body: dict[str, Any] = {"model": model, "max_tokens": sampling.max_tokens, "n": n}
+    if api == "chat":
+        body["messages"] = json.loads(prompt)
+    else:
+        body["prompt"] = prompt
+    if sampling.greedy:
+        body["temperature"] = 0.0
+    else:
+        body.update(temperature=sampling.temperature, top_p=sampling.top_p, seed=seed)
+        if sampling.top_k:
+            body["top_k"] = sampling.top_k  # an extension vLLM and `evalkit serve` accept; OpenAI does not
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    return body
+
+
+def choice_texts(api: str, payload: Any) -> list[str]:
+    """The completions of a response, in choice order; malformed answers raise _Retryable."""
+    try:
+        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+        texts = [c["message"]["content"] if api == "chat" else c["text"] for c in choices]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise _Retryable(f"malformed response (no {exc} in it)") from None
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise _Retryable("malformed response (choices without text)")
+    return texts
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    samples_depend_on_n = True  # a server seeds a request as a whole
+
+    def __init__(self, model: str | None, options: BackendOptions) -> None:
+        if not options.base_url:
+            raise ConfigError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        import requests
+
+        self._requests = requests
+        self.options = options
+        self.base_url = options.base_url.rstrip("/")
+        self._local = threading.local()
+        self._headers = {"Content-Type": "application/json"}
+        key = self._api_key()
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._n_supported = True
+        card = self._model_card(model)
+        self._model = model or card["id"]
+        identity = {k: card.get(k) for k in ("id", "root", "owned_by", "max_model_len", "evalkit_fingerprint")}
+        digest = hashlib.sha256(json.dumps([self._model, options.api, identity], sort_keys=True).encode())
+        self._fingerprint = f"openai:{self._model}@{digest.hexdigest()[:16]}"
+
+    def _api_key(self) -> str | None:
+        variable = self.options.api_key_env or DEFAULT_KEY_VARIABLE
+        key = os.environ.get(variable)
+        if self.options.api_key_env and not key:
+            raise ConfigError(f"--api-key-env {variable}: that environment variable is not set")
+        return key
+
+    def _model_card(self, model: str | None) -> dict[str, Any]:
+        """The server's entry for the model (GET /models): names the model when none is given and
+        identifies it for the cache. A server without /models is fine when the model is named."""
+        try:
+            listing = self._call("GET", "/models", None)
+            cards = [c for c in listing.get("data", []) if isinstance(c, dict) and "id" in c]
+        except ServerError as exc:
+            if model:
+                return {"id": model}
+            raise ModelError(f"cannot list the models of {self.base_url}: {exc}; name one with --model") from None
+        if model is None:
+            if len(cards) != 1:
+                names = ", ".join(c["id"] for c in cards) or "none"
+                raise ModelError(f"{self.base_url} serves {len(cards)} models ({names}); choose one with --model")
+            return cards[0]
+        return next((c for c in cards if c["id"] == model), {"id": model})
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        """Chat API: the messages themselves (the server applies the chat template). Completions
+        API: the prompt text without any chat template (for base models)."""
+        if self.options.api == "chat":
+            return json.dumps(list(messages), ensure_ascii=False)
+        return "\n\n".join(m["content"] for m in messages)
+
+    def versions(self) -> dict[str, str]:
+        return {"server": self.base_url, "api": self.options.api}
+
+    def prompts_per_call(self, sampling: SamplingConfig) -> int:
+        # The runner commits to the cache after each call; a few rounds of requests per call.
+        return self.options.concurrency * 4
+
+    def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        sampling = batch.sampling
+        finished: dict[int, list[str]] = {}
+        with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+            futures = {pool.submit(self._samples, prompt, sampling): i for i, prompt in enumerate(batch.prompts)}
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failure = next((f.exception() for f in done if f.exception() is not None), None)
+            if failure is not None:
+                for f in pending:
+                    f.cancel()
+                done, _ = wait(futures)  # let the requests in flight finish
+            for future in done:
+                if not future.cancelled() and future.exception() is None:
+                    finished[futures[future]] = future.result()
+                    if on_progress:
+                        on_progress(sampling.n)
+        if failure is not None:
+            if isinstance(failure, EvalkitError):
+                raise GenerationFailed(str(failure), finished)
+            raise failure
+        return [finished[i] for i in range(len(batch.prompts))]
+
+    def _samples(self, prompt: str, sampling: SamplingConfig) -> list[str]:
+        """All n samples of one prompt: one request with n, or n requests if the server ignores n."""
+        if sampling.greedy:
+            text = self._complete(prompt, sampling, 1, seed=0)[0]
+            return [text] * sampling.n
+        if self._n_supported:
+            texts = self._complete(prompt, sampling, sampling.n, seed=sampling.seed)
+            if len(texts) == sampling.n:
+                return texts
+            self._n_supported = False  # the server gave fewer choices than asked: ask per sample
+        return [self._complete(prompt, sampling, 1, seed=sample_seed(sampling.seed, prompt, i))[0] for i in range(sampling.n)]
+
+    def _complete(self, prompt: str, sampling: SamplingConfig, n: int, seed: int) -> list[str]:
+        api = self.options.api
+        body = request_body(api, self._model, prompt, sampling, n, seed)
+        path = "/chat/completions" if api == "chat" else "/completions"
+        return self._call("POST", path, body, parse=lambda payload: choice_texts(api, payload))
+
+    def _session(self):  # noqa: ANN202 - a requests.Session, one per thread
+        if not hasattr(self._local, "session"):
+            self._local.session = self._requests.Session()
+        return self._local.session
+
+    def _call(self, method: str, path: str, body: dict | None, parse: Callable[[Any], Any] = lambda p: p) -> Any:
+        """One request with retries. Returns ``parse(json)``; raises ServerError when it fails for good."""
+        url = self.base_url + path
+        attempts = self.options.max_retries + 1
+        reason = ""
+        for attempt in range(attempts):
+            try:
+                return parse(self._attempt(method, url, body))
+            except _Retryable as exc:
+                reason = str(exc)
+                if attempt + 1 < attempts:
+                    backoff = self.options.retry_backoff * 2**attempt * (1 + random.random() / 4)
+                    time.sleep(min(exc.wait_s if exc.wait_s is not None else backoff, 60.0))
+        raise ServerError(f"{method} {url} failed {attempts} times, last: {reason}")
+
+    def _attempt(self, method: str, url: str, body: dict | None) -> Any:
+        requests = self._requests
+        try:
+            response = self._session().request(
+                method, url, json=body, headers=self._headers, timeout=(10.0, self.options.request_timeout)
+            )
+        except requests.Timeout:
+            raise _Retryable(f"no answer within {self.options.request_timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            raise _Retryable(f"cannot connect ({type(exc).__name__})") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After")))
+        if response.status_code >= 400:
+            raise ServerError(f"{method} {url}: HTTP {response.status_code}: {_error_message(response)}")
+        try:
+            return response.json()
+        except ValueError:
+            raise _Retryable(f"malformed response (not JSON: {response.text[:60]!r})") from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to the backoff
+
+
+def _error_message(response: Any) -> str:
+    try:
+        error = response.json().get("error", {})
+        message = error.get("message") if isinstance(error, dict) else str(error)
+    except (ValueError, AttributeError):
+        message = None
+    return " ".join(str(message or response.text or response.reason).split())[:300]
