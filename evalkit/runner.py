@@ -109,7 +109,8 @@ def generate_cached(
     """n completions per prompt. Prompts are cut into fixed batches (sorted by length so little
     padding is wasted); a batch whose samples are all cached is not regenerated, any other batch
     is generated whole and committed at once, so a resumed run computes exactly what an
-    uninterrupted one would."""
+    uninterrupted one would. A batch-invariant backend (one request per prompt) is asked only
+    for the prompts that are not wholly cached."""
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     per_call = backend.prompts_per_call(sampling)
     with_n = backend.samples_depend_on_n and not sampling.greedy
@@ -125,6 +126,16 @@ def generate_cached(
             if on_progress:
                 on_progress(len(cached))
             continue
+        if backend.batch_invariant and cached:
+            # Serve the prompts that are wholly cached; generate only the others.
+            whole = {j for j, ks in enumerate(keys) if all(k in cached for k in ks)}
+            for j in whole:
+                result[chunk[j]] = [cached[k] for k in keys[j]]
+            stats.hits += len(whole) * sampling.n
+            if on_progress:
+                on_progress(len(whole) * sampling.n)
+            chunk = [i for j, i in enumerate(chunk) if j not in whole]
+            keys = [ks for j, ks in enumerate(keys) if j not in whole]
         try:
             completions = backend.generate(PromptBatch([prompts[i] for i in chunk], sampling), on_progress)
         except GenerationFailed as exc:

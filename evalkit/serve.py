@@ -210,12 +210,19 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) before its answer: one line, not a traceback.
+        print(f"evalkit serve: lost the connection to {client_address[0]}:{client_address[1]}", file=sys.stderr)
+
+
 def serve(model: str | None, host: str, port: int, device: str, batch_size: int, served_name: str | None) -> None:
     backend = HFBackend(model, device=device, batch_size=batch_size)
     server = Server(backend, served_name or backend.model_name.split(" ")[0])
     backend.tokenizer, backend.model  # load now (tokenizer first: it silences the progress bars)  # noqa: B018
-    httpd = ThreadingHTTPServer((host, port), _handler(server))
-    httpd.daemon_threads = True
+    httpd = _Server((host, port), _handler(server))
     bound_host, bound_port = httpd.server_address[:2]
     print(f"evalkit: serving {server.served_name} on http://{bound_host}:{bound_port}/v1", file=sys.stderr, flush=True)
     try:

@@ -43,6 +43,10 @@ class Backend(ABC):
     # on its own (sample_seed), so it cannot; engines that seed a request as a whole (vLLM, an
     # OpenAI-compatible server) can, and then n is part of the cache key.
     samples_depend_on_n: bool = False
+    # Whether a prompt's samples are the same whichever prompts share its call. The transformers
+    # backend pads a batch, which moves logits by rounding, so a resumed run regenerates a
+    # partly cached batch whole; a server asked once per prompt can be asked for the missing only.
+    batch_invariant: bool = False
 
     @property
     @abstractmethod

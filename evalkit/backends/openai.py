@@ -75,6 +75,7 @@ def choice_texts(api: str, payload: Any) -> list[str]:
 class OpenAIBackend(Backend):
     name = "openai"
     samples_depend_on_n = True  # a server seeds a request as a whole
+    batch_invariant = True  # one request per prompt
 
     def __init__(self, model: str | None, options: BackendOptions) -> None:
         if not options.base_url:

@@ -1,0 +1,217 @@
+"""The OpenAI-compatible backend against real servers on 127.0.0.1: `evalkit serve` (the same
+samples as in-process generation) and scripted servers that fail, hang or garble."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from evalkit.backends.openai import OpenAIBackend, choice_texts, request_body
+from evalkit.config import BackendOptions, RunConfig, SamplingConfig
+from evalkit.errors import ConfigError, EvalkitError
+from evalkit.runner import run
+from tests.http_servers import EvalkitServer, ScriptedServer, canned_text
+
+SMOKE = ["--suite", "smoke", "--limit", "3", "--n", "2", "--max-tokens", "24", "--seed", "11", "--quiet"]
+
+
+def _load(run_dir: Path) -> tuple[dict, list[dict]]:
+    results = json.loads((run_dir / "results.json").read_text())
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    return results, samples
+
+
+@pytest.fixture(scope="module")
+def served():
+    server = EvalkitServer()
+    yield server
+    server.close()
+
+
+def test_http_run_reproduces_in_process_samples_and_compares(cli, served, tmp_path):
+    out = tmp_path / "out"
+    common = [*SMOKE, "--output-dir", str(out)]
+    local = cli("run", *common, "--run-id", "local", "--cache-dir", str(tmp_path / "c1"))
+    assert local.returncode == 0, local.stderr
+    http = cli(
+        "run", *common, "--run-id", "http", "--cache-dir", str(tmp_path / "c2"),
+        "--backend", "openai", "--base-url", served.url, "--concurrency", "3",
+    )  # fmt: skip
+    assert http.returncode == 0, http.stderr
+    local_results, local_samples = _load(out / "local")
+    http_results, http_samples = _load(out / "http")
+    assert http_results["backend"] == "openai" and http_results["model"] == "SmolLM2-135M-Instruct"
+    key = [(s["task"], s["doc_index"], s["sample_index"]) for s in local_samples]
+    assert key == [(s["task"], s["doc_index"], s["sample_index"]) for s in http_samples]
+    # Sampled (T > 0), not only greedy: the server draws sample i with the same per-sample seed.
+    assert [s["completion"] for s in http_samples] == [s["completion"] for s in local_samples]
+    assert http_results["tasks"] == local_results["tasks"]
+    compared = cli("compare", str(out / "local"), str(out / "http"), "--json")
+    assert compared.returncode == 0, compared.stderr
+    rows = json.loads(compared.stdout)["rows"]
+    assert rows and all(d == 0 for r in rows for d in r["deltas"] if d is not None)
+    assert {v for r in rows for v in r["verdicts"]} == {"no significant difference"}
+
+
+def test_greedy_over_http_equals_in_process(served, tmp_path):
+    def config(backend: str, cache: str) -> RunConfig:
+        return RunConfig(
+            model=None, tasks=("smoke_arithmetic",), backend=backend, limit=2, output_dir=tmp_path,
+            run_id=backend, cache_dir=tmp_path / cache, sampling_overrides={"temperature": 0, "n": 3, "max_tokens": 24},
+            backend_options=BackendOptions(base_url=served.url),
+        )  # fmt: skip
+
+    _, local = run(config("hf", "a"), progress=False)
+    _, http = run(config("openai", "b"), progress=False)
+    assert http["tasks"] == local["tasks"]
+    _, http_samples = _load(tmp_path / "openai")
+    _, local_samples = _load(tmp_path / "hf")
+    assert [s["completion"] for s in http_samples] == [s["completion"] for s in local_samples]
+
+
+def test_serve_rejects_bad_requests_with_400(served):
+    import requests
+
+    bad = [
+        {"messages": []},
+        {"messages": [{"role": "user", "content": "hi"}], "temperature": -1},
+        {"messages": [{"role": "user", "content": "hi"}], "model": "another-model"},
+    ]
+    for body in bad:
+        response = requests.post(served.url + "/chat/completions", json=body, timeout=60)
+        assert response.status_code == 400 and response.json()["error"]["message"]
+    response = requests.post(served.url + "/chat/completions", data=b"{not json", timeout=60)
+    assert response.status_code == 400
+
+
+def _config(tmp_path: Path, url: str, run_id: str, **options) -> RunConfig:
+    return RunConfig(
+        model=None, tasks=("smoke_arithmetic",), backend="openai", limit=6, output_dir=tmp_path / "out",
+        run_id=run_id, cache_dir=tmp_path / "cache", sampling_overrides={"n": 3, "max_tokens": 16},
+        backend_options=BackendOptions(base_url=url, retry_backoff=0.01, **options),
+    )  # fmt: skip
+
+
+def test_server_errors_are_retried_until_it_recovers(tmp_path):
+    server = ScriptedServer(lambda body, count: ("status", 503 if count % 2 else 500) if count <= 4 else None)
+    try:
+        _, results = run(_config(tmp_path, server.url, "flaky", concurrency=2), progress=False)
+    finally:
+        server.close()
+    assert results["tasks"]["smoke_arithmetic"]["n_docs"] == 6 and results["cache"]["generated"] == 18
+    # 6 prompts, one request each carrying n = 3, plus the 4 failed attempts.
+    assert len(server.requests) == 10 and all(r["n"] == 3 for r in server.requests)
+    _, samples = _load(tmp_path / "out" / "flaky")
+    assert len({s["completion"] for s in samples}) == 18
+    assert all(s["scores"]["extracted"] == "7" for s in samples)  # every canned text answers 7
+
+
+@pytest.mark.parametrize("failure", [("hang", 3.0), ("garble",), ("status", 502)])
+def test_a_failing_prompt_keeps_the_finished_samples(tmp_path, cli, failure):
+    """One prompt's requests keep failing: the run ends with one line and exit 2, the other
+    prompts' samples are in the cache, and a rerun against a healthy server asks only for it."""
+    poisoned = "Tom has 3 apples"  # the first document of smoke_arithmetic
+
+    def script(body, count):
+        return failure if poisoned in json.dumps(body) else None
+
+    server = ScriptedServer(script)
+    args = [
+        "run", "--tasks", "smoke_arithmetic", "--limit", "6", "--n", "3", "--quiet", "--backend", "openai",
+        "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+        "--request-timeout", "0.5", "--max-retries", "1",
+    ]  # fmt: skip
+    try:
+        failed = cli(*args, "--base-url", server.url, "--run-id", "failed")
+    finally:
+        server.close()
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("error: ") and len(failed.stderr.strip().splitlines()) == 1
+    assert "failed 2 times" in failed.stderr and "Traceback" not in failed.stderr
+    assert not (tmp_path / "out" / "failed").exists()
+    with sqlite3.connect(tmp_path / "cache" / "generations.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 15  # 5 prompts x 3
+
+    healthy = ScriptedServer()
+    try:
+        again = cli(*args, "--base-url", healthy.url, "--run-id", "again")
+    finally:
+        healthy.close()
+    assert again.returncode == 0, again.stderr
+    results, _ = _load(tmp_path / "out" / "again")
+    assert results["cache"] == {"hits": 15, "generated": 3}
+    assert len(healthy.requests) == 1 and poisoned in json.dumps(healthy.requests[0])
+
+
+def test_client_errors_fail_at_once_with_the_servers_message(tmp_path):
+    server = ScriptedServer(lambda body, count: ("status", 400))
+    try:
+        with pytest.raises(EvalkitError, match="HTTP 400: scripted failure"):
+            run(_config(tmp_path, server.url, "bad", max_retries=5), progress=False)
+    finally:
+        server.close()
+    assert len(server.requests) <= 8  # no retries: at most the requests already in flight
+
+
+def test_a_server_that_ignores_n_is_asked_once_per_sample(tmp_path):
+    server = ScriptedServer(lambda body, count: ("one_choice",))
+    try:
+        _, results = run(_config(tmp_path, server.url, "one", concurrency=1), progress=False)
+    finally:
+        server.close()
+    assert results["cache"]["generated"] == 18
+    per_sample = [r for r in server.requests if r["n"] == 1]
+    assert len(per_sample) == 18 and len({r["seed"] for r in per_sample}) == 18
+
+
+def test_the_api_key_never_leaves_the_header(tmp_path, cli):
+    secret = "sk-test-4f1c2d9e8b7a6c5d"
+    server = ScriptedServer()
+    try:
+        result = cli(
+            "run", "--tasks", "smoke_arithmetic", "--limit", "2", "--n", "2", "--backend", "openai",
+            "--base-url", server.url, "--api-key-env", "EVALKIT_TEST_KEY", "--output-dir", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--run-id", "keyed",
+            env={"EVALKIT_TEST_KEY": secret},
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert all(h.get("Authorization") == f"Bearer {secret}" for h in server.headers)
+    results, _ = _load(tmp_path / "out" / "keyed")
+    assert results["config"]["backend_options"]["api_key_env"] == "EVALKIT_TEST_KEY"
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and not any(secret.encode() in p.read_bytes() for p in written)
+    assert secret not in result.stdout + result.stderr
+    missing = cli("run", "--tasks", "smoke_arithmetic", "--backend", "openai", "--base-url", server.url,
+                  "--api-key-env", "EVALKIT_UNSET_KEY")  # fmt: skip
+    assert missing.returncode == 2 and "EVALKIT_UNSET_KEY" in missing.stderr
+
+
+def test_request_building():
+    sampling = SamplingConfig(n=4, temperature=0.7, top_p=0.9, top_k=50, max_tokens=64, stop=("\n\n",), seed=5)
+    chat = request_body("chat", "m", json.dumps([{"role": "user", "content": "hi"}]), sampling, 4, 5)
+    assert chat == {
+        "model": "m", "max_tokens": 64, "n": 4, "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.7, "top_p": 0.9, "seed": 5, "top_k": 50, "stop": ["\n\n"],
+    }  # fmt: skip
+    greedy = request_body("completions", "m", "2+2=", sampling.replace(temperature=0, top_k=0), 1, 0)
+    assert greedy == {"model": "m", "max_tokens": 64, "n": 1, "prompt": "2+2=", "temperature": 0.0, "stop": ["\n\n"]}
+    payload = {"choices": [{"index": 1, "text": "b"}, {"index": 0, "text": "a"}]}
+    assert choice_texts("completions", payload) == ["a", "b"]
+    assert canned_text("p", 1, 0) != canned_text("p", 2, 0)
+
+
+def test_bad_backend_settings_are_one_line_errors(cli):
+    with pytest.raises(ConfigError, match="needs --base-url"):
+        OpenAIBackend(None, BackendOptions())
+    for args, message in [
+        (["--backend", "openai", "--base-url", "localhost:8000"], "must start with http"),
+        (["--backend", "vlm"], "did you mean 'vllm'"),
+        (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0"], "cannot list the models"),
+    ]:
+        result = cli("run", "--tasks", "smoke_arithmetic", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
