@@ -153,7 +153,7 @@ class BackendOptions:
     """Settings of the vLLM and OpenAI-compatible backends (the transformers backend ignores them)."""
 
     # OpenAI-compatible HTTP backend
-    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; several, comma-separated: round-robin
     api_key_env: str | None = None  # NAME of the environment variable holding the key, never the key
     api: str = "chat"  # chat (server applies the chat template) or completions (prompt text)
     concurrency: int = 8  # requests in flight
@@ -183,8 +183,9 @@ class BackendOptions:
         _check_float("gpu_memory_utilization", self.gpu_memory_utilization)
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        for url in (self.base_url or "").split(","):
+            if self.base_url is not None and not url.strip().startswith(("http://", "https://")):
+                raise ConfigError(f"base_url must start with http:// or https://, got {url.strip()!r}")
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,21 @@ def test_bad_backend_settings_are_one_line_errors(cli):
     ]:
         result = cli("run", "--tasks", "smoke_arithmetic", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_several_servers_share_the_requests_and_a_dead_one_is_routed_around(tmp_path):
+    healthy, other = ScriptedServer(), ScriptedServer()
+    try:
+        _, results = run(_config(tmp_path, f"{healthy.url},{other.url}", "two", concurrency=2), progress=False)
+        assert results["cache"]["generated"] == 18
+        assert len(healthy.requests) == len(other.requests) == 3  # round-robin over 6 prompts
+    finally:
+        other.close()
+    dead = ScriptedServer(lambda body, count: ("status", 503))
+    try:
+        _, results = run(_config(tmp_path / "b", f"{dead.url},{healthy.url}", "failover", concurrency=2), progress=False)
+    finally:
+        dead.close()
+        healthy.close()
+    assert results["cache"]["generated"] == 18  # every request that hit the dead server was retried on the other
+    assert len(dead.requests) >= 1 and len(healthy.requests) == 3 + 6

@@ -15,6 +15,7 @@ Authorization header: results record the variable's name, never its value.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -84,16 +85,26 @@ class OpenAIBackend(Backend):
 
         self._requests = requests
         self.options = options
-        self.base_url = options.base_url.rstrip("/")
+        # Several servers (comma-separated) share the requests round-robin, and a retry goes to
+        # the next one: nodes that each run `vllm serve` make one evaluation, and a dead one is
+        # routed around.
+        self.base_urls = [u.strip().rstrip("/") for u in options.base_url.split(",") if u.strip()]
+        self.base_url = ", ".join(self.base_urls)
+        self._turn = itertools.count()
         self._local = threading.local()
         self._headers = {"Content-Type": "application/json"}
         key = self._api_key()
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
         self._n_supported = True
-        card = self._model_card(model)
-        self._model = model or card["id"]
-        identity = {k: card.get(k) for k in ("id", "root", "owned_by", "max_model_len", "evalkit_fingerprint")}
+        identities = []
+        for url in self.base_urls:
+            card = self._model_card(url, model)
+            identities.append({k: card.get(k) for k in ("id", "root", "owned_by", "max_model_len", "evalkit_fingerprint")})
+        if any(i != identities[0] for i in identities):
+            raise ModelError(f"the servers do not serve the same model: {identities}")
+        identity = identities[0]
+        self._model = model or identity["id"]
         digest = hashlib.sha256(json.dumps([self._model, options.api, identity], sort_keys=True).encode())
         self._fingerprint = f"openai:{self._model}@{digest.hexdigest()[:16]}"
 
@@ -104,20 +115,20 @@ class OpenAIBackend(Backend):
             raise ConfigError(f"--api-key-env {variable}: that environment variable is not set")
         return key
 
-    def _model_card(self, model: str | None) -> dict[str, Any]:
+    def _model_card(self, url: str, model: str | None) -> dict[str, Any]:
         """The server's entry for the model (GET /models): names the model when none is given and
         identifies it for the cache. A server without /models is fine when the model is named."""
         try:
-            listing = self._call("GET", "/models", None)
+            listing = self._call("GET", "/models", None, urls=[url])
             cards = [c for c in listing.get("data", []) if isinstance(c, dict) and "id" in c]
-        except ServerError as exc:
+        except (ServerError, AttributeError) as exc:
             if model:
                 return {"id": model}
-            raise ModelError(f"cannot list the models of {self.base_url}: {exc}; name one with --model") from None
+            raise ModelError(f"cannot list the models of {url}: {exc}; name one with --model") from None
         if model is None:
             if len(cards) != 1:
                 names = ", ".join(c["id"] for c in cards) or "none"
-                raise ModelError(f"{self.base_url} serves {len(cards)} models ({names}); choose one with --model")
+                raise ModelError(f"{url} serves {len(cards)} models ({names}); choose one with --model")
             return cards[0]
         return next((c for c in cards if c["id"] == model), {"id": model})
 
@@ -188,20 +199,30 @@ class OpenAIBackend(Backend):
             self._local.session = self._requests.Session()
         return self._local.session
 
-    def _call(self, method: str, path: str, body: dict | None, parse: Callable[[Any], Any] = lambda p: p) -> Any:
-        """One request with retries. Returns ``parse(json)``; raises ServerError when it fails for good."""
-        url = self.base_url + path
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        parse: Callable[[Any], Any] = lambda p: p,
+        urls: list[str] | None = None,
+    ) -> Any:
+        """One request with retries, each attempt on the next server. Returns ``parse(json)``;
+        raises ServerError when it fails for good."""
+        urls = urls or self.base_urls
+        first = next(self._turn)
         attempts = self.options.max_retries + 1
         reason = ""
         for attempt in range(attempts):
+            url = urls[(first + attempt) % len(urls)] + path
             try:
                 return parse(self._attempt(method, url, body))
             except _Retryable as exc:
-                reason = str(exc)
+                reason = f"{url}: {exc}"
                 if attempt + 1 < attempts:
                     backoff = self.options.retry_backoff * 2**attempt * (1 + random.random() / 4)
                     time.sleep(min(exc.wait_s if exc.wait_s is not None else backoff, 60.0))
-        raise ServerError(f"{method} {url} failed {attempts} times, last: {reason}")
+        raise ServerError(f"{method} {path} failed {attempts} times, last: {reason}")
 
     def _attempt(self, method: str, url: str, body: dict | None) -> Any:
         requests = self._requests
