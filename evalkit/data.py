@@ -90,7 +90,7 @@ def _rename(task: str, doc: Document, fields: dict[str, str]) -> Document:
 
 
 def read_records(path: Path) -> list[Document]:
-    """Records of a .jsonl, .json or .csv file (optionally .gz); errors name the file and line."""
+    """Records of a .jsonl, .json, .csv or .txt file (optionally .gz); errors name the file and line."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     try:
         raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
@@ -115,9 +115,11 @@ def read_records(path: Path) -> list[Document]:
             raise DataError(f"{path}:{exc.lineno}: corrupt JSON: {exc.msg}") from None
         records = loaded if isinstance(loaded, list) else _columns_to_rows(path, loaded)
     elif name.endswith(".csv"):
-        records = list(csv.DictReader(io.StringIO(text)))
+        records = list(csv.DictReader(io.StringIO(text, newline="")))
+    elif name.endswith(".txt"):  # one document per non-empty line (MaliciousInstruct's format)
+        records = [{"text": line.strip()} for line in text.splitlines() if line.strip()]
     else:
-        raise DataError(f"{path}: unsupported data format (use .jsonl, .json or .csv, optionally .gz)")
+        raise DataError(f"{path}: unsupported data format (use .jsonl, .json, .csv or .txt, optionally .gz)")
     if not all(isinstance(r, dict) for r in records):
         raise DataError(f"{path}: every record must be a JSON object")
     return records
