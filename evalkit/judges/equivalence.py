@@ -1,0 +1,183 @@
+"""Equivalence judges for NoveltyBench's partition: are two responses to a prompt the same?
+
+``--equivalence`` picks the test, and its name is recorded in results.json:
+- ``deberta[:PATH]``: the official classifier (yimingzhang/deberta-v3-large-generation-similarity,
+  tokenizer microsoft/deberta-v3-large), equivalent when P(similar) > 0.102, each text cut to 128
+  tokens, input ``[CLS] a [SEP] b [SEP]``; texts of <= 5 words use the unigram rule instead.
+- ``rouge1[:THRESHOLD]``: ROUGE-1 F1 (rouge_score, no stemming) > 0.458, NoveltyBench's own
+  ``unigram`` alternative (which does not apply the short-text rule; neither does this).
+- ``sbert[:THRESHOLD]``: cosine similarity of sentence embeddings (the offline all-MiniLM-L6-v2)
+  > 0.8, with the short-text rule. The threshold is a plain choice, not calibrated against
+  NoveltyBench's human labels: results under it are not comparable with published numbers.
+An LLM judge of equivalence plugs in here as another method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import ConfigError, DataUnavailable, ModelError
+from evalkit.judges.base import JUDGES, Judge, JudgeSettings, cached_values, score_key
+from evalkit.metrics.novelty import partition, short_text_equality
+from evalkit.resources import hf_offline
+
+DEBERTA_CLASSIFIER = "yimingzhang/deberta-v3-large-generation-similarity"
+DEBERTA_TOKENIZER = "microsoft/deberta-v3-large"
+DEBERTA_THRESHOLD = 0.102
+ROUGE1_THRESHOLD = 0.458
+SBERT_THRESHOLD = 0.8
+METHODS = ("deberta", "rouge1", "sbert")
+
+
+def parse_method(spec: str) -> tuple[str, str | None]:
+    method, _, argument = spec.partition(":")
+    if method not in METHODS:
+        from evalkit.registry import unknown_name
+
+        raise ConfigError(str(unknown_name("equivalence method", method, METHODS)))
+    return method, argument or None
+
+
+def _threshold(method: str, argument: str | None, default: float) -> float:
+    if argument is None:
+        return default
+    try:
+        value = float(argument)
+    except ValueError:
+        raise ConfigError(f"--equivalence {method}:{argument}: the threshold must be a number") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"--equivalence {method}:{argument}: the threshold must be in [0, 1]")
+    return value
+
+
+class DebertaEquivalence:
+    def __init__(self, source: str, device: str) -> None:
+        self.source, self.device = source, device
+        self._model = None
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if self.device == "auto":
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        tokenizer_source = self.source if (Path(self.source) / "tokenizer_config.json").is_file() else DEBERTA_TOKENIZER
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
+            self._model = AutoModelForSequenceClassification.from_pretrained(self.source).to(self.device).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"cannot load the equivalence classifier {self.source}: {str(exc).splitlines()[0]}"
+            ) from None
+
+    def similar_probability(self, a: str, b: str) -> float:
+        import torch
+
+        if self._model is None:
+            self._load()
+        tok = self.tokenizer
+        ids = [tok.cls_token_id]
+        for text in (a, b):
+            ids += tok.encode(text, truncation=True, max_length=128, add_special_tokens=False) + [tok.sep_token_id]
+        first = ids.index(tok.sep_token_id) + 1
+        types = [0] * first + [1] * (len(ids) - first)
+        with torch.inference_mode():
+            logits = self._model(
+                input_ids=torch.tensor([ids], device=self.device),
+                token_type_ids=torch.tensor([types], device=self.device),
+            ).logits
+        return float(logits.softmax(-1)[0, 1])
+
+    def same(self, reps: Sequence[str], sample: str) -> list[bool]:
+        out = []
+        for rep in reps:
+            short = short_text_equality(rep, sample)
+            out.append(short if short is not None else self.similar_probability(rep, sample) > DEBERTA_THRESHOLD)
+        return out
+
+
+class Rouge1Equivalence:
+    def __init__(self, threshold: float) -> None:
+        from rouge_score import rouge_scorer
+
+        self.threshold = threshold
+        self.scorer = rouge_scorer.RougeScorer(["rouge1"])
+
+    def same(self, reps: Sequence[str], sample: str) -> list[bool]:
+        return [self.scorer.score(rep, sample)["rouge1"].fmeasure > self.threshold for rep in reps]
+
+
+class SbertEquivalence:
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def same(self, reps: Sequence[str], sample: str) -> list[bool]:
+        import torch
+
+        from evalkit.metrics.diversity import load_sbert
+
+        emb = load_sbert().encode([*reps, sample], convert_to_tensor=True, show_progress_bar=False).float()
+        emb = torch.nn.functional.normalize(emb, dim=-1)
+        cosine = (emb[:-1] @ emb[-1]).tolist()
+        out = []
+        for rep, cos in zip(reps, cosine):
+            short = short_text_equality(rep, sample)
+            out.append(short if short is not None else cos > self.threshold)
+        return out
+
+
+def _deberta_source(argument: str | None) -> str:
+    source = argument or DEBERTA_CLASSIFIER
+    if Path(source).expanduser().exists():
+        if argument and not (Path(source).expanduser() / "config.json").is_file():
+            raise ModelError(f"equivalence classifier folder {source} has no config.json")
+        return str(Path(source).expanduser().resolve())
+    from huggingface_hub import try_to_load_from_cache
+
+    if hf_offline() and not isinstance(try_to_load_from_cache(source, "config.json"), str):
+        raise DataUnavailable(
+            f"the equivalence classifier {source} is not in the local hub cache and the hub is offline; "
+            "pass --equivalence deberta:PATH, rouge1 or sbert"
+        )
+    return source
+
+
+class EquivalenceJudge(Judge):
+    """The partition of every document's samples into equivalence classes (``_partition``)."""
+
+    kind = "equivalence"
+
+    def __init__(self, options: dict[str, Any], settings: JudgeSettings) -> None:
+        unknown = sorted(set(options) - {"method"})
+        if unknown:
+            raise ConfigError(f"equivalence judge: unknown option(s) {unknown}")
+        method, argument = parse_method(settings.equivalence or options.get("method") or "deberta")
+        if method == "deberta":
+            source = _deberta_source(argument)
+            self.setting = f"deberta:{source}" if argument else "deberta"
+            self.fingerprint = f"deberta:{source}>{DEBERTA_THRESHOLD}"
+            self._make = lambda: DebertaEquivalence(source, settings.device)
+        elif method == "rouge1":
+            threshold = _threshold(method, argument, ROUGE1_THRESHOLD)
+            self.setting = self.fingerprint = f"rouge1:{threshold}"
+            self._make = lambda: Rouge1Equivalence(threshold)
+        else:
+            threshold = _threshold(method, argument, SBERT_THRESHOLD)
+            self.setting = self.fingerprint = f"sbert:{threshold}"
+            self._make = lambda: SbertEquivalence(threshold)
+        self._test = None
+
+    def annotate(self, chats, docs, completions, cache) -> list[dict[str, Any]]:  # noqa: ANN001
+        keys = [score_key(self.fingerprint, chat, list(samples)) for chat, samples in zip(chats, completions)]
+
+        def compute(missing: list[int]) -> list[list[int]]:
+            if self._test is None:
+                self._test = self._make()
+            return [partition(completions[i], same_many=self._test.same) for i in missing]
+
+        return [{"_partition": labels} for labels in cached_values(cache, keys, compute)]
+
+
+JUDGES.register("equivalence")(EquivalenceJudge)
