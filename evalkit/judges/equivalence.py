@@ -9,18 +9,22 @@
 - ``sbert[:THRESHOLD]``: cosine similarity of sentence embeddings (the offline all-MiniLM-L6-v2)
   > 0.8, with the short-text rule. The threshold is a plain choice, not calibrated against
   NoveltyBench's human labels: results under it are not comparable with published numbers.
-An LLM judge of equivalence plugs in here as another method.
+Methods are registered in ``EQUIVALENCE_METHODS`` (name -> ``(argument, JudgeSettings) ->
+Method``); a method's test answers ``same(representatives, sample, chat)`` with one verdict per
+representative, so an LLM judge of equivalence (which needs the prompt) plugs in as another method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ConfigError, DataUnavailable, ModelError
 from evalkit.judges.base import JUDGES, Judge, JudgeSettings, cached_values, score_key
 from evalkit.metrics.novelty import partition, short_text_equality
+from evalkit.registry import Registry
 from evalkit.resources import hf_offline
 
 DEBERTA_CLASSIFIER = "yimingzhang/deberta-v3-large-generation-similarity"
@@ -28,15 +32,27 @@ DEBERTA_TOKENIZER = "microsoft/deberta-v3-large"
 DEBERTA_THRESHOLD = 0.102
 ROUGE1_THRESHOLD = 0.458
 SBERT_THRESHOLD = 0.8
-METHODS = ("deberta", "rouge1", "sbert")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One equivalence test: what results.json records, the cache fingerprint, and a maker of the
+    (possibly model-backed) test object, called on first need."""
+
+    setting: str
+    fingerprint: str
+    make: Callable[[], Any]
+
+
+EQUIVALENCE_METHODS: Registry[Callable[[str | None, JudgeSettings], Method]] = Registry("equivalence method")
 
 
 def parse_method(spec: str) -> tuple[str, str | None]:
     method, _, argument = spec.partition(":")
-    if method not in METHODS:
+    if method not in EQUIVALENCE_METHODS:
         from evalkit.registry import unknown_name
 
-        raise ConfigError(str(unknown_name("equivalence method", method, METHODS)))
+        raise ConfigError(str(unknown_name("equivalence method", method, EQUIVALENCE_METHODS.names())))
     return method, argument or None
 
 
@@ -90,7 +106,7 @@ class DebertaEquivalence:
             ).logits
         return float(logits.softmax(-1)[0, 1])
 
-    def same(self, reps: Sequence[str], sample: str) -> list[bool]:
+    def same(self, reps: Sequence[str], sample: str, chat: Any = None) -> list[bool]:
         out = []
         for rep in reps:
             short = short_text_equality(rep, sample)
@@ -105,7 +121,7 @@ class Rouge1Equivalence:
         self.threshold = threshold
         self.scorer = rouge_scorer.RougeScorer(["rouge1"])
 
-    def same(self, reps: Sequence[str], sample: str) -> list[bool]:
+    def same(self, reps: Sequence[str], sample: str, chat: Any = None) -> list[bool]:
         return [self.scorer.score(rep, sample)["rouge1"].fmeasure > self.threshold for rep in reps]
 
 
@@ -113,7 +129,7 @@ class SbertEquivalence:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
 
-    def same(self, reps: Sequence[str], sample: str) -> list[bool]:
+    def same(self, reps: Sequence[str], sample: str, chat: Any = None) -> list[bool]:
         import torch
 
         from evalkit.metrics.diversity import load_sbert
@@ -144,6 +160,25 @@ def _deberta_source(argument: str | None) -> str:
     return source
 
 
+@EQUIVALENCE_METHODS.register("deberta")
+def _deberta(argument: str | None, settings: JudgeSettings) -> Method:
+    source = _deberta_source(argument)
+    setting = f"deberta:{source}" if argument else "deberta"
+    return Method(setting, f"deberta:{source}>{DEBERTA_THRESHOLD}", lambda: DebertaEquivalence(source, settings.device))
+
+
+@EQUIVALENCE_METHODS.register("rouge1")
+def _rouge1(argument: str | None, settings: JudgeSettings) -> Method:
+    threshold = _threshold("rouge1", argument, ROUGE1_THRESHOLD)
+    return Method(f"rouge1:{threshold}", f"rouge1:{threshold}", lambda: Rouge1Equivalence(threshold))
+
+
+@EQUIVALENCE_METHODS.register("sbert")
+def _sbert(argument: str | None, settings: JudgeSettings) -> Method:
+    threshold = _threshold("sbert", argument, SBERT_THRESHOLD)
+    return Method(f"sbert:{threshold}", f"sbert:{threshold}", lambda: SbertEquivalence(threshold))
+
+
 class EquivalenceJudge(Judge):
     """The partition of every document's samples into equivalence classes (``_partition``)."""
 
@@ -153,29 +188,23 @@ class EquivalenceJudge(Judge):
         unknown = sorted(set(options) - {"method"})
         if unknown:
             raise ConfigError(f"equivalence judge: unknown option(s) {unknown}")
-        method, argument = parse_method(settings.equivalence or options.get("method") or "deberta")
-        if method == "deberta":
-            source = _deberta_source(argument)
-            self.setting = f"deberta:{source}" if argument else "deberta"
-            self.fingerprint = f"deberta:{source}>{DEBERTA_THRESHOLD}"
-            self._make = lambda: DebertaEquivalence(source, settings.device)
-        elif method == "rouge1":
-            threshold = _threshold(method, argument, ROUGE1_THRESHOLD)
-            self.setting = self.fingerprint = f"rouge1:{threshold}"
-            self._make = lambda: Rouge1Equivalence(threshold)
-        else:
-            threshold = _threshold(method, argument, SBERT_THRESHOLD)
-            self.setting = self.fingerprint = f"sbert:{threshold}"
-            self._make = lambda: SbertEquivalence(threshold)
-        self._test = None
+        name, argument = parse_method(settings.equivalence or options.get("method") or "deberta")
+        self.method = EQUIVALENCE_METHODS.get(name)(argument, settings)
+        self.setting, self.fingerprint = self.method.setting, self.method.fingerprint
+        self.settings = settings
 
     def annotate(self, chats, docs, completions, cache) -> list[dict[str, Any]]:  # noqa: ANN001
         keys = [score_key(self.fingerprint, chat, list(samples)) for chat, samples in zip(chats, completions)]
 
         def compute(missing: list[int]) -> list[list[int]]:
-            if self._test is None:
-                self._test = self._make()
-            return [partition(completions[i], same_many=self._test.same) for i in missing]
+            key = ("equivalence", self.fingerprint)
+            if key not in self.settings.loaded:  # one model per run, shared by all tasks
+                self.settings.loaded[key] = self.method.make()
+            test = self.settings.loaded[key]
+            return [
+                partition(completions[i], same_many=lambda reps, s, chat=chats[i]: test.same(reps, s, chat))
+                for i in missing
+            ]
 
         return [{"_partition": labels} for labels in cached_values(cache, keys, compute)]
 
