@@ -80,12 +80,18 @@ def load_task_file(path: Path) -> TaskSpec:
         if getattr(METRICS.get(metric), "needs_answer", False) and not raw.get("answer_field"):
             raise ConfigError(f"{where}: metric '{metric}' needs 'answer_field' (the document field with the answer)")
 
+    judges = _judges(where, raw.get("judges"))
+    for metric in metrics:
+        missing = [j for j in getattr(METRICS.get(metric), "needs_judges", ()) if j not in judges]
+        if missing:
+            raise ConfigError(f"{where}: metric '{metric}' needs the judge(s) {missing} under 'judges'")
+
     suites = raw.get("suites", [])
     if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
         raise ConfigError(f"{where}: suites must be a list of names")
 
     return TaskSpec(
-        judges=_judges(where, raw.get("judges")),
+        judges=judges,
         name=name,
         description=str(raw.get("description", "")).strip(),
         data=DataSource(**data),

@@ -169,3 +169,15 @@ def test_task_judges_are_parsed_and_checked(tmp_path):
         load_task_file(_write(tmp_path, "typo", GOOD.replace("mytask", "typo") + "judges:\n  reward_modle: {}\n"))
     with pytest.raises(EvalkitError, match="judges must be a mapping"):
         load_task_file(_write(tmp_path, "bad", GOOD.replace("mytask", "bad") + "judges: [reward_model]\n"))
+
+
+def test_metric_without_its_judge_is_rejected_when_the_task_is_parsed(tmp_path):
+    text = GOOD.replace("mytask", "nojudge").replace("[ngram_diversity]", "[bt_win_rate]")
+    with pytest.raises(EvalkitError, match=r"metric 'bt_win_rate' needs the judge\(s\) \['reward_model'\]"):
+        load_task_file(_write(tmp_path, "nojudge", text))
+
+
+def test_bad_equivalence_option_fails_before_anything_runs(cli):
+    result = cli("run", "--tasks", "smoke_writing", "--equivalence", "rouge", "--limit", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown equivalence method 'rouge'; did you mean 'rouge1'?"

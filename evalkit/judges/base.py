@@ -34,6 +34,12 @@ class JudgeSettings:
     # Models loaded during the run, shared by the judges of all tasks (one load per model).
     loaded: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.equivalence is not None:  # a typo fails at once, even if no task of the run uses it
+            from evalkit.judges.equivalence import parse_method
+
+            parse_method(self.equivalence)
+
 
 class Judge(ABC):
     kind: str  # the name tasks use in their ``judges`` mapping

@@ -77,7 +77,10 @@ class RewardModel:
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModelForSequenceClassification.from_pretrained(source, dtype=dtype).to(self.device)
+            # On a GPU the weights load straight onto it (a 27B model need not pass through RAM).
+            on_gpu = {"device_map": self.device} if self.device.startswith("cuda") else {}
+            self.model = AutoModelForSequenceClassification.from_pretrained(source, dtype=dtype, **on_gpu)
+            self.model.to(self.device)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load reward model {source}: {str(exc).splitlines()[0]}") from None
         self.model.eval()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evalkit.errors import ConfigError
 from evalkit.metrics import diversity
 from evalkit.metrics.base import METRICS, MetricResult
 from evalkit.metrics.self_bleu import mean_self_bleu
@@ -183,5 +184,11 @@ def _noveltybench(completions: Sequence[str], doc: dict[str, Any], answer_field:
 
 def _judged(doc: dict[str, Any], field: str, metric: str) -> Any:
     if field not in doc:
-        raise KeyError(f"metric {metric} needs the judged field {field}: the task must name its judge in 'judges'")
+        raise ConfigError(
+            f"metric {metric} needs the judged field {field}: give the task the judge (and option) that writes it"
+        )
     return doc[field]
+
+
+_bt_win_rate.needs_judges = ("reward_model",)  # type: ignore[attr-defined]
+_noveltybench.needs_judges = ("equivalence", "reward_model")  # type: ignore[attr-defined]
