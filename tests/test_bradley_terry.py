@@ -55,3 +55,11 @@ def test_metric_reports_the_curve_mean_reward_and_reference():
     # Best-of-k never gets worse with more samples.
     curve = [result.per_doc[f"win_rate@{k}"] for k in (1, 2, 4)]
     assert curve == sorted(curve)
+
+
+def test_directions_of_the_chat_metrics():
+    from evalkit.metrics.directions import direction, kind
+
+    assert direction("win_rate@4") == "higher" and kind("win_rate@4") == "quality"
+    assert direction("reference_reward") == "none"  # the reference's reward does not depend on the model
+    assert kind("distinct") == "diversity" and kind("utility") == "quality"
