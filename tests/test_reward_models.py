@@ -124,3 +124,15 @@ def test_missing_reward_model_is_unavailable_offline_and_bad_paths_fail(tmp_path
         rm.resolve_reward_model(str(tmp_path))
     with pytest.raises(ModelError, match="not found"):
         rm.resolve_reward_model("./no/such/folder")
+
+
+def test_a_chat_template_that_refuses_the_chat_is_one_clear_error(tiny_rm):
+    model = rm.RewardModel(tiny_rm, device="cpu")
+    model.tokenizer.chat_template = (
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        + model.tokenizer.chat_template
+    )
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    with pytest.raises(ModelError, match="chat template refuses this chat: System role not supported"):
+        model.score([chat], ["Hello"])
+    assert len(model.score([chat[1:]], ["Hello"])) == 1

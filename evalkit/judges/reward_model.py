@@ -11,6 +11,7 @@ attention mask, so left padding leaves every real token at the position it has u
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,10 @@ class RewardModel:
         """The pair in the model's chat template (or prompt, blank line, response without one)."""
         tok = self.tokenizer
         if tok.chat_template:
-            text = tok.apply_chat_template([*chat, {"role": "assistant", "content": response}], tokenize=False)
+            try:
+                text = tok.apply_chat_template([*chat, {"role": "assistant", "content": response}], tokenize=False)
+            except Exception as exc:  # e.g. Gemma's template refuses a system turn
+                raise ModelError(f"the reward model's chat template refuses this chat: {exc}") from None
             ids = tok(text, add_special_tokens=False)["input_ids"]
         else:
             prompt = "\n\n".join(m["content"] for m in chat)
@@ -175,6 +179,7 @@ class RewardJudge(Judge):
         keys = [score_key(self.fingerprint, chat, response) for chat, response in pairs]
 
         def compute(missing: list[int]) -> list[float]:
+            print(f"evalkit: scoring {len(missing)} responses with reward model {self.setting}", file=sys.stderr)
             return self.model.score([pairs[i][0] for i in missing], [pairs[i][1] for i in missing])
 
         return cached_values(cache, keys, compute)
