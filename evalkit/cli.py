@@ -47,7 +47,9 @@ def cli() -> None:
 )
 @click.option("--reward-model", default=None, help="Reward model folder or hub id (default: the task's).")
 @click.option(
-    "--equivalence", default=None, help="NoveltyBench equivalence test: deberta[:PATH], rouge1[:T] or sbert[:T]."
+    "--equivalence",
+    default=None,
+    help="NoveltyBench equivalence test: deberta[:PATH], rouge1[:T], sbert[:T] or llm[:MODEL].",
 )
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Generation cache folder.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the generation cache.")

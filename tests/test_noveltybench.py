@@ -179,3 +179,41 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     fields = judge.annotate([[{"role": "user", "content": "Say something."}]], [{}], [samples], None)
     assert fields[0]["_partition"] == novelty.partition(samples, oracle)
     assert judge.setting == f"deberta:{tmp_path.resolve()}"
+
+
+def test_llm_equivalence_method_on_the_embedded_model(tmp_path):
+    """The LLM-judge method asks the (embedded) model with the shipped template; short texts
+    still go by the unigram rule; its name and model are recorded as the judge's setting."""
+    from evalkit.backends import BACKENDS, PromptBatch
+    from evalkit.config import SamplingConfig
+    from evalkit.judges.equivalence import equivalence_template, is_yes
+
+    assert is_yes(" Yes, they are.") and is_yes('"yes"') and not is_yes("No") and not is_yes("")
+    (judge,) = build_judges("t", {"equivalence": {}}, JudgeSettings(equivalence="llm", device="cpu"), {})
+    assert judge.setting == "llm:SmolLM2-135M-Instruct (embedded)"
+    chat = [{"role": "user", "content": "Name a colour and say why you like it."}]
+    samples = ["Blue, because it reminds me of the sea and the sky.", "Red", "red"]
+    fields = judge.annotate([chat], [{}], [samples], None)
+    # Oracle: the same model asked pair by pair with the shipped template.
+    backend = judge.settings.loaded[("equivalence", judge.fingerprint)].backend
+    assert isinstance(backend, BACKENDS.get("hf")) and backend.model_name == "SmolLM2-135M-Instruct (embedded)"
+    system, _, user = (p.strip() for p in equivalence_template().partition("\n===\n"))
+
+    def asked(a, b):
+        short = novelty.short_text_equality(a, b)
+        if short is not None:
+            return short
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user.format(prompt=chat[0]["content"], response_a=a, response_b=b)},
+        ]
+        (answer,) = backend.generate(
+            PromptBatch([backend.render(messages)], SamplingConfig(temperature=0.0, max_tokens=4))
+        )[0]
+        return is_yes(answer)
+
+    assert fields[0]["_partition"] == novelty.partition(samples, asked)
+    labels = fields[0]["_partition"]
+    assert (
+        labels[2] == labels[1] or labels[1] == 0
+    )  # "red" joins "Red" by the short-text rule unless "Red" joined "Blue"

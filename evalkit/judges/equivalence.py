@@ -9,6 +9,11 @@
 - ``sbert[:THRESHOLD]``: cosine similarity of sentence embeddings (the offline all-MiniLM-L6-v2)
   > 0.8, with the short-text rule. The threshold is a plain choice, not calibrated against
   NoveltyBench's human labels: results under it are not comparable with published numbers.
+- ``llm[:MODEL]``: a generation model asked, greedily, whether the two responses are
+  semantically equivalent (judges/noveltybench_equivalence.txt: NoveltyBench's own GPT-4 prompt,
+  "For a given prompt, determine whether the two responses are semantically equivalent.", asking
+  for Yes or No); equivalent iff the answer starts with "yes". MODEL defaults to the embedded
+  SmolLM2-135M-Instruct, which runs offline but is a weak judge. Short-text rule first.
 Methods are registered in ``EQUIVALENCE_METHODS`` (name -> ``(argument, JudgeSettings) ->
 Method``); a method's test answers ``same(representatives, sample, chat)`` with one verdict per
 representative, so an LLM judge of equivalence (which needs the prompt) plugs in as another method.
@@ -158,6 +163,60 @@ def _deberta_source(argument: str | None) -> str:
             "pass --equivalence deberta:PATH, rouge1 or sbert"
         )
     return source
+
+
+class LLMEquivalence:
+    """Asks a generation backend, one greedy batch per sample (one prompt per representative)."""
+
+    def __init__(self, backend: Any, template: str) -> None:
+        self.backend = backend
+        self.system, _, self.user = (part.strip() for part in template.partition("\n===\n"))
+
+    def same(self, reps: Sequence[str], sample: str, chat: Any = None) -> list[bool]:
+        from evalkit.backends import PromptBatch
+        from evalkit.config import SamplingConfig
+
+        prompt = next((m["content"] for m in reversed(chat or []) if m["role"] == "user"), "")
+        verdicts: list[bool | None] = [short_text_equality(rep, sample) for rep in reps]
+        asked = [i for i, v in enumerate(verdicts) if v is None]
+        chats = [
+            [
+                {"role": "system", "content": self.system},
+                {"role": "user", "content": self.user.format(prompt=prompt, response_a=reps[i], response_b=sample)},
+            ]
+            for i in asked
+        ]
+        if chats:
+            greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=4)
+            answers = self.backend.generate(PromptBatch([self.backend.render(c) for c in chats], greedy))
+            for i, (answer,) in zip(asked, answers):
+                verdicts[i] = is_yes(answer)
+        return [bool(v) for v in verdicts]
+
+
+def is_yes(answer: str) -> bool:
+    """A judge's answer read as a verdict: it starts with "yes" (case, spaces and quotes aside)."""
+    return answer.strip().strip("\"'*").lower().startswith("yes")
+
+
+def equivalence_template() -> str:
+    from evalkit.resources import judges_dir
+
+    return (judges_dir() / "noveltybench_equivalence.txt").read_text(encoding="utf-8")
+
+
+@EQUIVALENCE_METHODS.register("llm")
+def _llm(argument: str | None, settings: JudgeSettings) -> Method:
+    import hashlib
+
+    from evalkit.backends import BACKENDS
+
+    backend = BACKENDS.get("hf")(argument, device=settings.device)  # resolves the model; loads it on first use
+    template = equivalence_template()
+    digest = hashlib.sha256(template.encode()).hexdigest()[:12]
+    return Method(
+        f"llm:{backend.model_name}", f"llm:{backend.fingerprint}:{digest}", lambda: LLMEquivalence(backend, template)
+    )
 
 
 @EQUIVALENCE_METHODS.register("deberta")
