@@ -136,3 +136,18 @@ def test_a_chat_template_that_refuses_the_chat_is_one_clear_error(tiny_rm):
     with pytest.raises(ModelError, match="chat template refuses this chat: System role not supported"):
         model.score([chat], ["Hello"])
     assert len(model.score([chat[1:]], ["Hello"])) == 1
+
+
+def test_a_run_keeps_one_reward_model_loaded(tiny_rm, tmp_path):
+    other = build_tiny_reward_model(tmp_path / "other", seed=1)
+    settings = JudgeSettings(device="cpu")
+    pool: dict = {}
+    (first,) = build_judges("a", {"reward_model": {"model": str(tiny_rm)}}, settings, pool)
+    (shared,) = build_judges("b", {"reward_model": {"model": str(tiny_rm)}}, settings, pool)
+    (second,) = build_judges("c", {"reward_model": {"model": str(other)}}, settings, pool)
+    assert shared is first and second is not first
+    chat = [[{"role": "user", "content": "Hi"}]]
+    a = first.annotate(chat, [{}], [["Hello"]], None)
+    b = second.annotate(chat, [{}], [["Hello"]], None)
+    assert a != b  # different weights, different rewards
+    assert [k[1] for k in settings.loaded] == [second.fingerprint]

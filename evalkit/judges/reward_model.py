@@ -147,6 +147,16 @@ class RewardModel:
         return logits[:, 0].float().cpu().tolist()
 
 
+def _free_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class RewardJudge(Judge):
     """Rewards of every sample (``_rewards``) and, with option ``reference: FIELD``, of the
     document's reference answer (``_reference_reward``), with the same chat as the samples."""
@@ -167,9 +177,14 @@ class RewardJudge(Judge):
 
     @property
     def model(self) -> RewardModel:
-        """Loaded on first need, once per run for all the tasks that use it."""
+        """Loaded on first need, once per run for all the tasks that use it. Loading another
+        reward model first frees the previous one (tasks run one after another; two large
+        reward models need not share the GPU)."""
         key = ("reward_model", self.fingerprint)
         if key not in self.settings.loaded:
+            for other in [k for k in self.settings.loaded if k[0] == "reward_model"]:
+                del self.settings.loaded[other]
+                _free_gpu_memory()
             self.settings.loaded[key] = RewardModel(
                 self.source, self.settings.device, self.batch_size, max_length=self.max_length
             )
