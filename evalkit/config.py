@@ -172,7 +172,7 @@ class RunConfig:
     prompt_style: str | None = None  # for tasks that offer several prompts
     # Judges (evalkit.judges): None keeps each task's default.
     reward_model: str | None = None  # reward model folder or hub id
-    equivalence: str | None = None  # NoveltyBench equivalence test: deberta[:PATH] | rouge1[:T] | sbert[:T]
+    equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
