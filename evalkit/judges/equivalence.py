@@ -160,7 +160,7 @@ def _deberta_source(argument: str | None) -> str:
     if hf_offline() and not isinstance(try_to_load_from_cache(source, "config.json"), str):
         raise DataUnavailable(
             f"the equivalence classifier {source} is not in the local hub cache and the hub is offline; "
-            "pass --equivalence deberta:PATH, rouge1 or sbert"
+            "pass --equivalence deberta:PATH, rouge1, sbert or llm"
         )
     return source
 
@@ -234,8 +234,11 @@ def _rouge1(argument: str | None, settings: JudgeSettings) -> Method:
 
 @EQUIVALENCE_METHODS.register("sbert")
 def _sbert(argument: str | None, settings: JudgeSettings) -> Method:
+    from evalkit.metrics.diversity import default_sbert_model
+
     threshold = _threshold("sbert", argument, SBERT_THRESHOLD)
-    return Method(f"sbert:{threshold}", f"sbert:{threshold}", lambda: SbertEquivalence(threshold))
+    model = Path(default_sbert_model()).name
+    return Method(f"sbert:{threshold}", f"sbert:{model}>{threshold}", lambda: SbertEquivalence(threshold))
 
 
 class EquivalenceJudge(Judge):
