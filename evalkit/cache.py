@@ -1,6 +1,7 @@
 """Generation cache: one row per (model, prompt, sampling parameters, seed, sample index), and
 the rendered prompt of each (model, chat messages), so a run served from the cache needs
-neither the model nor its tokenizer.
+neither the model nor its tokenizer; and the judges' scores (rewards, partitions), keyed by the
+judge's fingerprint and what it scored.
 
 SQLite in WAL mode: each batch is committed in one transaction, so a run killed at any moment
 (SIGKILL included) leaves every finished batch in the cache and nothing half-written.
@@ -17,7 +18,7 @@ from pathlib import Path
 from evalkit.config import SamplingConfig
 from evalkit.errors import EvalkitError
 
-_TABLES = ("samples", "prompts")
+_TABLES = ("samples", "prompts", "scores")  # scores: judges' outputs (evalkit.judges)
 
 
 def prompt_key(fingerprint: str, messages: Sequence[dict[str, str]]) -> str:

@@ -57,6 +57,12 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="Folder of extra task YAML files (repeatable).",
 )
+@click.option("--reward-model", default=None, help="Reward model folder or hub id (default: the task's).")
+@click.option(
+    "--equivalence",
+    default=None,
+    help="NoveltyBench equivalence test: deberta[:PATH], rouge1[:T], sbert[:T] or llm[:MODEL].",
+)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Generation cache folder.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the generation cache.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -97,6 +103,8 @@ def run(**opts: object) -> None:
         task_dirs=tuple(opts["task_dirs"]),
         prompt_style=opts["prompt_style"],
         backend_options=BackendOptions(**{k: opts[k] for k in _BACKEND_OPTIONS}),  # type: ignore[arg-type]
+        reward_model=opts["reward_model"],
+        equivalence=opts["equivalence"],
     )
     run_dir, results = run_tasks(config, progress=not opts["quiet"])
     print_summary(results, run_dir)

@@ -139,6 +139,8 @@ class TaskSpec:
     # Named alternative prompts (e.g. "boxed", "answer_is"); ``prompt`` is the default one's.
     prompt_styles: dict[str, PromptSpec] = field(default_factory=dict)
     prompt_style: str | None = None
+    # Model-backed scorers run between generation and metrics: judge name -> options (evalkit.judges).
+    judges: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def with_prompt_style(self, style: str) -> TaskSpec:
         if style not in self.prompt_styles:
@@ -209,6 +211,9 @@ class RunConfig:
     cache_dir: Path | None = None  # generation cache folder; default $EVALKIT_CACHE or ~/.cache/evalkit
     prompt_style: str | None = None  # for tasks that offer several prompts
     backend_options: BackendOptions = field(default_factory=BackendOptions)
+    # Judges (evalkit.judges): None keeps each task's default.
+    reward_model: str | None = None  # reward model folder or hub id
+    equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

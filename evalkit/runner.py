@@ -22,6 +22,7 @@ from evalkit.cache_dir import cache_root
 from evalkit.config import RunConfig, SamplingConfig, TaskSpec
 from evalkit.data import Document, load_documents
 from evalkit.errors import ConfigError, DataUnavailable
+from evalkit.judges import Judge, JudgeSettings, annotate, build_judges
 from evalkit.metrics import METRICS, aggregate
 from evalkit.progress import progress_bar
 from evalkit.registry import resolve_tasks, task_registry
@@ -36,6 +37,7 @@ class PreparedTask:
     spec: TaskSpec
     docs: list[Document]
     sampling: SamplingConfig
+    judges: tuple[Judge, ...] = ()  # model-backed scorers between generation and metrics
 
 
 @dataclass
@@ -60,6 +62,8 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
             raise ConfigError(f"--prompt-style {config.prompt_style}: none of the tasks has prompt styles")
         specs = [s.with_prompt_style(config.prompt_style) if s.prompt_styles else s for s in specs]
     prepared = []
+    judge_pool: dict = {}  # one judge (and one loaded model) per setting for the whole run
+    judge_settings = JudgeSettings(config.reward_model, config.equivalence, config.device)
     for name, spec in zip(names, specs):
         try:
             sampling = spec.sampling.replace(**config.sampling_overrides, seed=config.seed)
@@ -67,6 +71,7 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
             raise ConfigError(f"bad sampling override: {exc}") from None
         try:
             docs = load_documents(spec, config.data_dir, config.limit)
+            judges = build_judges(name, spec.judges, judge_settings, judge_pool)
         except DataUnavailable as exc:
             if name in config.tasks or skipped is None:
                 raise
@@ -75,7 +80,7 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
             continue
         for doc in docs[:1]:
             render_messages(spec, doc)  # a template/data mismatch fails now, not after generation
-        prepared.append(PreparedTask(spec, docs, sampling))
+        prepared.append(PreparedTask(spec, docs, sampling, judges))
     if not prepared:
         raise DataUnavailable("no task of the suite has data here: " + "; ".join((skipped or {}).values()))
     return prepared
@@ -160,11 +165,16 @@ class TaskScores:
     weights: list[dict[str, float]]  # per-document weights, only for metrics that are not plain means
 
 
-def score_task(task: PreparedTask, completions: list[list[str]]) -> TaskScores:
+def score_task(
+    task: PreparedTask, completions: list[list[str]], judged: list[dict[str, Any]] | None = None
+) -> TaskScores:
+    """Metrics of every document; ``judged`` holds the judges' extra fields of each document."""
     per_doc: list[dict[str, float]] = []
     weights: list[dict[str, float]] = []
     sample_scores: list[list[dict[str, Any]]] = []
-    for doc, samples in zip(task.docs, completions):
+    for d, (doc, samples) in enumerate(zip(task.docs, completions)):
+        if judged:
+            doc = {**doc, **judged[d]}
         values: dict[str, float] = {}
         doc_weights: dict[str, float] = {}
         scores: list[dict[str, Any]] = [{} for _ in samples]
@@ -197,17 +207,20 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
     generation_s = 0.0
     with progress_bar(total, enabled=progress) as advance:
         for task in tasks:
-            prompts = render_cached(backend, cache, [render_messages(task.spec, doc) for doc in task.docs])
+            chats = [render_messages(task.spec, doc) for doc in task.docs]
+            prompts = render_cached(backend, cache, chats)
             t0 = time.perf_counter()
             completions = generate_cached(backend, cache, prompts, task.sampling, stats, advance)
             generation_s += time.perf_counter() - t0
-            scored = score_task(task, completions)
+            judged = annotate(task.judges, chats, task.docs, completions, cache) if task.judges else None
+            scored = score_task(task, completions, judged)
             task_results[task.spec.name] = {
                 **scored.summary,
                 "n_docs": len(task.docs),
                 "n_samples": len(task.docs) * task.sampling.n,
                 "sampling": dataclasses.asdict(task.sampling),
                 **({"prompt_style": task.spec.prompt_style} if task.spec.prompt_style else {}),
+                **({"judges": {j.kind: j.setting for j in task.judges}} if task.judges else {}),
             }
             samples.extend(_sample_rows(task, prompts, completions, scored.samples))
             documents.extend(_document_rows(task, scored))

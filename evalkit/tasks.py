@@ -11,7 +11,7 @@ import yaml
 from evalkit.config import DataSource, PromptSpec, SamplingConfig, TaskSpec
 from evalkit.errors import ConfigError
 
-_TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field"}
+_TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field", "judges"}
 _DATA_FIELDS = {"path", "package", "local", "hub", "subset", "split", "filter", "fields"}
 _PROMPT_FIELDS = {"template", "system", "styles", "style"}
 _STYLE_FIELDS = {"template", "system"}
@@ -80,11 +80,18 @@ def load_task_file(path: Path) -> TaskSpec:
         if getattr(METRICS.get(metric), "needs_answer", False) and not raw.get("answer_field"):
             raise ConfigError(f"{where}: metric '{metric}' needs 'answer_field' (the document field with the answer)")
 
+    judges = _judges(where, raw.get("judges"))
+    for metric in metrics:
+        missing = [j for j in getattr(METRICS.get(metric), "needs_judges", ()) if j not in judges]
+        if missing:
+            raise ConfigError(f"{where}: metric '{metric}' needs the judge(s) {missing} under 'judges'")
+
     suites = raw.get("suites", [])
     if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
         raise ConfigError(f"{where}: suites must be a list of names")
 
     return TaskSpec(
+        judges=judges,
         name=name,
         description=str(raw.get("description", "")).strip(),
         data=DataSource(**data),
@@ -97,6 +104,22 @@ def load_task_file(path: Path) -> TaskSpec:
         answer_field=raw.get("answer_field"),
         source_file=path,
     )
+
+
+def _judges(where: str, raw: Any) -> dict[str, dict[str, Any]]:
+    """``judges: {name: {option: value}}``; names must be registered judges (evalkit.judges)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) or v is None for v in raw.values()):
+        raise ConfigError(f"{where}: judges must be a mapping of judge name -> options")
+    from evalkit.judges import JUDGES  # late import, like metrics
+
+    for name in raw:
+        if name not in JUDGES:
+            from evalkit.registry import unknown_name
+
+            raise ConfigError(f"{where}: {unknown_name('judge', str(name), JUDGES.names())}")
+    return {str(k): dict(v or {}) for k, v in raw.items()}
 
 
 def _prompt_spec(where: str, prompt: dict[str, Any]) -> PromptSpec:

@@ -117,7 +117,7 @@ def test_shipped_math_tasks_offer_both_prompt_styles():
         assert "boxed" in spec.prompt_styles["boxed"].template
     assert registry.get("gsm8k").prompt_style == "answer_is" and registry.get("math500").prompt_style == "boxed"
     assert set(suites(registry)["reasoning"]) == {"gsm8k", "math500", "minerva_math"}
-    assert suites(registry)["chat"] == ["ifeval"]
+    assert {"ifeval", "alpaca_eval_bon"} <= set(suites(registry)["chat"])
 
 
 def test_task_file_parses_and_renders(tmp_path):
@@ -156,3 +156,28 @@ def test_malformed_task_files_fail_with_one_clear_line(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         load_task_file(_write(tmp_path, "mytask", text))
     assert "\n" not in str(info.value)
+
+
+def test_task_judges_are_parsed_and_checked(tmp_path):
+    good = (
+        GOOD.replace("mytask", "judged")
+        + "judges:\n  reward_model: {model: some/rm, reference: output}\n  equivalence:\n"
+    )
+    spec = load_task_file(_write(tmp_path, "judged", good))
+    assert spec.judges == {"reward_model": {"model": "some/rm", "reference": "output"}, "equivalence": {}}
+    with pytest.raises(EvalkitError, match="unknown judge 'reward_modle'; did you mean 'reward_model'"):
+        load_task_file(_write(tmp_path, "typo", GOOD.replace("mytask", "typo") + "judges:\n  reward_modle: {}\n"))
+    with pytest.raises(EvalkitError, match="judges must be a mapping"):
+        load_task_file(_write(tmp_path, "bad", GOOD.replace("mytask", "bad") + "judges: [reward_model]\n"))
+
+
+def test_metric_without_its_judge_is_rejected_when_the_task_is_parsed(tmp_path):
+    text = GOOD.replace("mytask", "nojudge").replace("[ngram_diversity]", "[bt_win_rate]")
+    with pytest.raises(EvalkitError, match=r"metric 'bt_win_rate' needs the judge\(s\) \['reward_model'\]"):
+        load_task_file(_write(tmp_path, "nojudge", text))
+
+
+def test_bad_equivalence_option_fails_before_anything_runs(cli):
+    result = cli("run", "--tasks", "smoke_writing", "--equivalence", "rouge", "--limit", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown equivalence method 'rouge'; did you mean 'rouge1'?"

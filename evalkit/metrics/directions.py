@@ -14,7 +14,8 @@ Direction = Literal["higher", "lower", "none"]
 Kind = Literal["quality", "diversity", "other"]
 
 _LOWER_IS_BETTER = frozenset({"self_bleu", "perplexity", "asr", "refusal_rate_harmful", "drift_kl"})
-_NEUTRAL = frozenset({"mean_words", "mean_tokens", "entropy"})
+# reference_reward scores the fixed reference answer: it says nothing about the model under test.
+_NEUTRAL = frozenset({"mean_words", "mean_tokens", "entropy", "reference_reward"})
 _DIVERSITY = frozenset(
     {
         "ngram_diversity",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evalkit.errors import ConfigError
 from evalkit.metrics import diversity
 from evalkit.metrics.base import METRICS, MetricResult
 from evalkit.metrics.self_bleu import mean_self_bleu
@@ -142,3 +143,52 @@ def _mbpp_exec(completions: Sequence[str], doc: dict[str, Any], answer_field: st
     from evalkit.scoring.code import mbpp_program
 
     return _code_pass_at_k(completions, [mbpp_program(doc, c) for c in completions])
+
+
+# Metrics over model-backed scores: the runner's judges (evalkit.judges) put them in the document
+# as underscore fields before metrics run, so these stay pure functions.
+
+
+@METRICS.register("bt_win_rate")
+def _bt_win_rate(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    """Best-of-k Bradley-Terry win rate (x100) against the reference answer for k = 1, 2, 4, ... n,
+    the mean reward of the samples and the reference's reward (judge ``reward_model``)."""
+    from evalkit.metrics.bradley_terry import bt_win_rate_at_k, win_probability
+    from evalkit.metrics.sampling import curve_ks
+
+    rewards, reference = _judged(doc, "_rewards", "bt_win_rate"), _judged(doc, "_reference_reward", "bt_win_rate")
+    per_doc = {f"win_rate@{k}": 100.0 * bt_win_rate_at_k(rewards, reference, k) for k in curve_ks(len(rewards))}
+    per_doc["mean_reward"] = sum(rewards) / len(rewards)
+    per_doc["reference_reward"] = reference
+    per_sample = [{"reward": r, "win_probability": win_probability(r, reference)} for r in rewards]
+    return MetricResult(per_doc=per_doc, per_sample=per_sample)
+
+
+@METRICS.register("noveltybench")
+def _noveltybench(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    """NoveltyBench distinct (number of equivalence classes) and utility (patience 0.8), from the
+    partition (judge ``equivalence``) and the rewards (judge ``reward_model``)."""
+    from evalkit.metrics import novelty
+
+    labels = _judged(doc, "_partition", "noveltybench")
+    rewards = _judged(doc, "_rewards", "noveltybench")
+    scores = [novelty.reward_to_score(r) for r in rewards]
+    gains = novelty.generation_scores(labels, scores)
+    per_doc = {"distinct": float(novelty.distinct(labels)), "utility": novelty.utility(labels, scores)}
+    per_sample = [
+        {"equivalence_class": c, "reward": r, "score": s, "generation_score": g}
+        for c, r, s, g in zip(labels, rewards, scores, gains)
+    ]
+    return MetricResult(per_doc=per_doc, per_sample=per_sample)
+
+
+def _judged(doc: dict[str, Any], field: str, metric: str) -> Any:
+    if field not in doc:
+        raise ConfigError(
+            f"metric {metric} needs the judged field {field}: give the task the judge (and option) that writes it"
+        )
+    return doc[field]
+
+
+_bt_win_rate.needs_judges = ("reward_model",)  # type: ignore[attr-defined]
+_noveltybench.needs_judges = ("equivalence", "reward_model")  # type: ignore[attr-defined]

@@ -1,0 +1,113 @@
+"""The judge hook: model-backed scorers that run between generation and the (pure) metrics.
+
+A task names its judges in its YAML file (``judges: {reward_model: {...}, equivalence: {...}}``).
+The runner builds each judge once per run before generation (so a missing reward model fails or
+skips the task before any sample is drawn), and after generation calls ``judge.annotate``, which
+returns, per document, extra fields (``_rewards``, ``_reference_reward``, ``_partition``, ...)
+that the task's metrics read from the document. Judges load their model on first need and keep
+their outputs in the generation cache's ``scores`` table under keys that include the judge's
+fingerprint, so a rerun neither loads nor runs the model again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evalkit.cache import GenerationCache
+from evalkit.registry import Registry
+
+Chat = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """What a run says about judges (from RunConfig / the CLI); None keeps the task's default."""
+
+    reward_model: str | None = None
+    equivalence: str | None = None
+    device: str = "auto"
+    # Models loaded during the run, shared by the judges of all tasks (one load per model).
+    loaded: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.equivalence is not None:  # a typo fails at once, even if no task of the run uses it
+            from evalkit.judges.equivalence import parse_method
+
+            parse_method(self.equivalence)
+
+
+class Judge(ABC):
+    kind: str  # the name tasks use in their ``judges`` mapping
+    setting: str  # what was used, recorded in results.json (model id or path, method:threshold)
+    fingerprint: str  # part of every cache key: changes when the judge's outputs could change
+
+    @abstractmethod
+    def annotate(
+        self,
+        chats: Sequence[Chat],
+        docs: Sequence[dict[str, Any]],
+        completions: Sequence[Sequence[str]],
+        cache: GenerationCache | None,
+    ) -> list[dict[str, Any]]:
+        """Extra document fields for every document (same order as ``docs``)."""
+
+
+JudgeFactory = Callable[[dict[str, Any], JudgeSettings], Judge]
+JUDGES: Registry[JudgeFactory] = Registry("judge")
+
+
+def score_key(fingerprint: str, *payload: Any) -> str:
+    return hashlib.sha256(json.dumps([fingerprint, *payload], sort_keys=True).encode()).hexdigest()
+
+
+def cached_values(
+    cache: GenerationCache | None, keys: Sequence[str], compute: Callable[[list[int]], list[Any]]
+) -> list[Any]:
+    """The value of every key: cached ones read back, the others computed (``compute`` gets the
+    indices of the missing keys) and committed in one transaction."""
+    found = {k: json.loads(v) for k, v in cache.get_many(list(keys), table="scores").items()} if cache else {}
+    missing = [i for i, k in enumerate(keys) if k not in found]
+    if missing:
+        values = compute(missing)
+        new = {keys[i]: v for i, v in zip(missing, values)}
+        if cache:
+            cache.put_many(((k, json.dumps(v)) for k, v in new.items()), table="scores")
+        found.update(new)
+    return [found[k] for k in keys]
+
+
+def build_judges(
+    task: str, wanted: dict[str, dict[str, Any]], settings: JudgeSettings, pool: dict
+) -> tuple[Judge, ...]:
+    """The judges a task names, shared with earlier tasks of the run when kind, model and options agree."""
+    from evalkit.errors import EvalkitError
+
+    judges = []
+    for kind, options in wanted.items():
+        try:
+            judge = JUDGES.get(kind)(dict(options or {}), settings)
+        except EvalkitError as exc:  # same class (a suite run skips DataUnavailable), task named
+            raise type(exc)(f"task {task}: {exc}") from None
+        key = (kind, judge.fingerprint, json.dumps(options, sort_keys=True, default=str))
+        judges.append(pool.setdefault(key, judge))
+    return tuple(judges)
+
+
+def annotate(
+    judges: Sequence[Judge],
+    chats: Sequence[Chat],
+    docs: Sequence[dict[str, Any]],
+    completions: Sequence[Sequence[str]],
+    cache: GenerationCache | None,
+) -> list[dict[str, Any]]:
+    """The extra fields of every document from all the task's judges."""
+    extra: list[dict[str, Any]] = [{} for _ in docs]
+    for judge in judges:
+        for row, fields in zip(extra, judge.annotate(chats, docs, completions, cache)):
+            row.update(fields)
+    return extra
