@@ -184,7 +184,8 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
 def test_llm_equivalence_method_on_the_embedded_model(tmp_path):
     """The LLM-judge method asks the (embedded) model with the shipped template; short texts
     still go by the unigram rule; its name and model are recorded as the judge's setting."""
-    from evalkit.backends import BACKENDS, PromptBatch
+    from evalkit.backends import PromptBatch
+    from evalkit.backends.hf import HFBackend
     from evalkit.config import SamplingConfig
     from evalkit.judges.equivalence import equivalence_template, is_yes
 
@@ -196,7 +197,7 @@ def test_llm_equivalence_method_on_the_embedded_model(tmp_path):
     fields = judge.annotate([chat], [{}], [samples], None)
     # Oracle: the same model asked pair by pair with the shipped template.
     backend = judge.settings.loaded[("equivalence", judge.fingerprint)].backend
-    assert isinstance(backend, BACKENDS.get("hf")) and backend.model_name == "SmolLM2-135M-Instruct (embedded)"
+    assert isinstance(backend, HFBackend) and backend.model_name == "SmolLM2-135M-Instruct (embedded)"
     system, _, user = (p.strip() for p in equivalence_template().partition("\n===\n"))
 
     def asked(a, b):
