@@ -76,6 +76,12 @@ def cli() -> None:
 @click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True, help="vllm.")
 @click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True, help="vllm.")
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None, help="vllm.")
+@click.option("--judge", default=None, help="LLM judge model: embedded, a folder, a hub id, or a served model name.")
+@click.option("--judge-backend", default="hf", show_default=True, help="Backend of the judge: hf, vllm or openai.")
+@click.option("--judge-base-url", default=None, help="Server URL when --judge-backend openai.")
+@click.option("--judge-api-key-env", default=None, help="NAME of the variable holding the judge server's key.")
+@click.option("--judge-rubric", multiple=True, help="Add this rubric judge (judges/NAME.yaml) to every task.")
+@click.option("--judge-max-tokens", type=click.IntRange(min=1), default=None, help="Cap on the judge's answers.")
 def run(**opts: object) -> None:
     """Generate samples for tasks and score them; writes OUTPUT_DIR/RUN_ID/results.json."""
     from evalkit.config import BackendOptions, RunConfig
@@ -105,6 +111,11 @@ def run(**opts: object) -> None:
         backend_options=BackendOptions(**{k: opts[k] for k in _BACKEND_OPTIONS}),  # type: ignore[arg-type]
         reward_model=opts["reward_model"],
         equivalence=opts["equivalence"],
+        judge=opts["judge"],
+        judge_backend=str(opts["judge_backend"]),
+        judge_options=BackendOptions(base_url=opts["judge_base_url"], api_key_env=opts["judge_api_key_env"]),
+        judge_rubrics=tuple(opts["judge_rubric"]),
+        judge_max_tokens=opts["judge_max_tokens"],
     )
     run_dir, results = run_tasks(config, progress=not opts["quiet"])
     print_summary(results, run_dir)

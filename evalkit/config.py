@@ -214,6 +214,12 @@ class RunConfig:
     # Judges (evalkit.judges): None keeps each task's default.
     reward_model: str | None = None  # reward model folder or hub id
     equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
+    # LLM judges (rubrics in judges/): the judge model, its backend and that backend's settings.
+    judge: str | None = None  # "embedded", a folder, a hub id, or a served model name
+    judge_backend: str = "hf"
+    judge_options: BackendOptions = field(default_factory=BackendOptions)
+    judge_rubrics: tuple[str, ...] = ()  # rubric judges added to every task of the run (e.g. quality)
+    judge_max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -221,4 +227,5 @@ class RunConfig:
             d[key] = str(d[key]) if d[key] is not None else None
         d["tasks"] = list(self.tasks)
         d["task_dirs"] = [str(p) for p in self.task_dirs]
+        d["judge_rubrics"] = list(self.judge_rubrics)
         return d

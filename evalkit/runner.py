@@ -63,7 +63,17 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
         specs = [s.with_prompt_style(config.prompt_style) if s.prompt_styles else s for s in specs]
     prepared = []
     judge_pool: dict = {}  # one judge (and one loaded model) per setting for the whole run
-    judge_settings = JudgeSettings(config.reward_model, config.equivalence, config.device)
+    judge_settings = JudgeSettings(
+        config.reward_model,
+        config.equivalence,
+        config.device,
+        judge_model=config.judge,
+        judge_backend=config.judge_backend,
+        judge_options=config.judge_options,
+        judge_max_tokens=config.judge_max_tokens,
+    )
+    if config.judge_rubrics:
+        specs = [with_rubrics(spec, config.judge_rubrics) for spec in specs]
     for name, spec in zip(names, specs):
         try:
             sampling = spec.sampling.replace(**config.sampling_overrides, seed=config.seed)
@@ -84,6 +94,24 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
     if not prepared:
         raise DataUnavailable("no task of the suite has data here: " + "; ".join((skipped or {}).values()))
     return prepared
+
+
+def with_rubrics(spec: TaskSpec, rubrics: tuple[str, ...]) -> TaskSpec:
+    """The task with these rubric judges (``--judge-rubric``) and the metrics that read them."""
+    from evalkit.judges import JUDGES
+    from evalkit.judges.rubrics import load_rubric, rubric_files
+    from evalkit.registry import unknown_name
+
+    files = rubric_files()
+    judges, metrics = dict(spec.judges), list(spec.metrics)
+    for name in rubrics:
+        if name not in files or name not in JUDGES:
+            raise unknown_name("judge rubric", name, files)
+        judges.setdefault(name, {})
+        metric = load_rubric(files[name]).metric
+        if metric not in metrics:
+            metrics.append(metric)
+    return dataclasses.replace(spec, judges=judges, metrics=tuple(metrics))
 
 
 def default_run_id(config: RunConfig, model_name: str) -> str:
@@ -179,6 +207,8 @@ def score_task(
         doc_weights: dict[str, float] = {}
         scores: list[dict[str, Any]] = [{} for _ in samples]
         for name in task.spec.metrics:
+            if not _judges_ran(name, task):
+                continue
             outcome = METRICS.get(name)(samples, doc, task.spec.answer_field)
             values.update(outcome.per_doc)
             doc_weights.update(outcome.weights)
@@ -189,6 +219,12 @@ def score_task(
         sample_scores.append(scores)
     agg = aggregate(per_doc, weights)
     return TaskScores({"metrics": agg.metrics, "stderr": agg.stderr}, sample_scores, per_doc, weights)
+
+
+def _judges_ran(metric: str, task: PreparedTask) -> bool:
+    """A metric that reads an optional judge that was left out (no judge model) is not computed."""
+    ran = {j.kind for j in task.judges}
+    return all(j in ran for j in getattr(METRICS.get(metric), "needs_judges", ()))
 
 
 def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
@@ -221,6 +257,7 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
                 "sampling": dataclasses.asdict(task.sampling),
                 **({"prompt_style": task.spec.prompt_style} if task.spec.prompt_style else {}),
                 **({"judges": {j.kind: j.setting for j in task.judges}} if task.judges else {}),
+                **({"judgments": summaries} if (summaries := _judge_summaries(task)) else {}),
             }
             samples.extend(_sample_rows(task, prompts, completions, scored.samples))
             documents.extend(_document_rows(task, scored))
@@ -243,6 +280,10 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
     run_dir = config.output_dir / run_id
     write_run(run_dir, results, samples, documents)
     return run_dir, results
+
+
+def _judge_summaries(task: PreparedTask) -> dict[str, Any]:
+    return {j.kind: summary for j in task.judges if (summary := j.summary())}
 
 
 def _document_rows(task: PreparedTask, scored: TaskScores) -> list[dict[str, Any]]:

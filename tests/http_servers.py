@@ -64,7 +64,7 @@ class _QuietServer(ThreadingHTTPServer):
 class ScriptedServer:
     """An OpenAI-compatible server whose answer to each POST is chosen by ``script(body, count)``:
     return None for a normal answer, or one of ("status", code), ("hang", seconds), ("garble",),
-    ("one_choice",). Every request body and header is recorded."""
+    ("one_choice",), ("text", answer). Every request body and header is recorded."""
 
     def __init__(self, script: Callable[[dict[str, Any], int], tuple | None] = lambda body, count: None) -> None:
         self.script = script
@@ -116,11 +116,14 @@ class ScriptedServer:
                 prompt = body.get("messages") or body.get("prompt")
                 n = 1 if action and action[0] == "one_choice" else body.get("n", 1)
                 chat = "messages" in body
+
+                def text(i: int) -> str:
+                    return action[1] if action and action[0] == "text" else canned_text(prompt, body.get("seed"), i)
+
                 choices = [
                     {
                         "index": i,
-                        **({"message": {"role": "assistant", "content": canned_text(prompt, body.get("seed"), i)}}
-                           if chat else {"text": canned_text(prompt, body.get("seed"), i)}),
+                        **({"message": {"role": "assistant", "content": text(i)}} if chat else {"text": text(i)}),
                         "finish_reason": "stop",
                     }
                     for i in range(n)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.cache import GenerationCache
+from evalkit.config import BackendOptions
+from evalkit.errors import DataUnavailable
 from evalkit.registry import Registry
 
 Chat = list[dict[str, str]]
@@ -31,6 +33,12 @@ class JudgeSettings:
     reward_model: str | None = None
     equivalence: str | None = None
     device: str = "auto"
+    # The LLM judge (rubric judges): a model on any generation backend. No judge model means the
+    # rubric judges are not run (optional ones) or the task cannot run (required ones).
+    judge_model: str | None = None  # "embedded", a folder, a hub id, or a served model name
+    judge_backend: str = "hf"
+    judge_options: BackendOptions = field(default_factory=BackendOptions)
+    judge_max_tokens: int | None = None  # caps the judge's answers (default: the rubric's max_tokens)
     # Models loaded during the run, shared by the judges of all tasks (one load per model).
     loaded: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -39,6 +47,11 @@ class JudgeSettings:
             from evalkit.judges.equivalence import parse_method
 
             parse_method(self.equivalence)
+
+
+class JudgeNotConfigured(DataUnavailable):
+    """The run does not say which model judges (no --judge): an optional judge is left out, a
+    required one makes the task unavailable (skipped in a suite, an error when named)."""
 
 
 class Judge(ABC):
@@ -55,6 +68,11 @@ class Judge(ABC):
         cache: GenerationCache | None,
     ) -> list[dict[str, Any]]:
         """Extra document fields for every document (same order as ``docs``)."""
+
+    def summary(self) -> dict[str, Any]:
+        """What results.json records about the judge's last ``annotate`` beyond its setting
+        (an LLM judge: how many answers it could not read)."""
+        return {}
 
 
 JudgeFactory = Callable[[dict[str, Any], JudgeSettings], Judge]
@@ -89,8 +107,17 @@ def build_judges(
 
     judges = []
     for kind, options in wanted.items():
+        options = dict(options or {})
+        optional = bool(options.pop("optional", False))
         try:
-            judge = JUDGES.get(kind)(dict(options or {}), settings)
+            judge = JUDGES.get(kind)(options, settings)
+        except JudgeNotConfigured as exc:
+            if optional:
+                import sys
+
+                print(f"evalkit: task {task}: judge {kind} not run ({exc})", file=sys.stderr)
+                continue
+            raise JudgeNotConfigured(f"task {task}: {exc}") from None
         except EvalkitError as exc:  # same class (a suite run skips DataUnavailable), task named
             raise type(exc)(f"task {task}: {exc}") from None
         key = (kind, judge.fingerprint, json.dumps(options, sort_keys=True, default=str))

@@ -1,0 +1,113 @@
+"""LLM judges: a generation model, on any backend, reads each sample with a rubric (judges/*.yaml).
+
+Every rubric file registers a judge of its own name (``quality``, ``refusal``, ...). The judge
+model comes from the run (``--judge MODEL`` with ``--judge-backend hf|vllm|openai``) and is
+shared by all the tasks and rubrics of the run. It decodes greedily and its answers go through
+the generation cache, keyed by the judge model's fingerprint and the rubric's rendered prompt, so
+a rerun judges nothing twice. Each answer is parsed by the rubric (evalkit.scoring.judgment):
+what cannot be read keeps its status and never becomes a score.
+
+The judge adds ``_judge_<rubric>`` to each document: one ``{"value", "status", "answer"}`` per
+sample, in sample order. The rubric's metric turns those into task metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from evalkit.config import SamplingConfig
+from evalkit.errors import ConfigError, DataError
+from evalkit.judges.base import JUDGES, Chat, Judge, JudgeNotConfigured, JudgeSettings
+from evalkit.judges.rubrics import Rubric, load_rubric, rubric_files
+from evalkit.scoring.judgment import OK
+
+EMBEDDED = "embedded"
+
+
+def judge_backend(settings: JudgeSettings) -> Any:
+    """The run's judge model as a generation backend, built once per run."""
+    if settings.judge_model is None and not settings.judge_options.base_url:
+        raise JudgeNotConfigured("no judge model: give --judge MODEL (or --judge embedded)")
+    key = ("llm_judge", settings.judge_backend, settings.judge_model, settings.judge_options)
+    if key not in settings.loaded:
+        from evalkit.backends import make_backend
+
+        model = None if settings.judge_model == EMBEDDED else settings.judge_model
+        settings.loaded[key] = make_backend(settings.judge_backend, model, settings.device, 16, settings.judge_options)
+    return settings.loaded[key]
+
+
+def user_prompt(chat: Chat) -> str:
+    """What the judged model was asked: its last user turn."""
+    return next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
+
+
+class LLMJudge(Judge):
+    def __init__(self, rubric: Rubric, options: dict[str, Any], settings: JudgeSettings) -> None:
+        unknown = sorted(set(options) - {"reference"})
+        if unknown:
+            raise ConfigError(f"judge {rubric.name}: unknown option(s) {unknown}; known: ['optional', 'reference']")
+        self.kind = rubric.name
+        self.rubric = rubric
+        self.reference = options.get("reference")
+        self.max_tokens = settings.judge_max_tokens or rubric.max_tokens
+        self.backend = judge_backend(settings)
+        self.setting = f"{self.backend.name}:{self.backend.model_name}"
+        digest = hashlib.sha256(rubric.source.encode()).hexdigest()[:12]
+        self.fingerprint = f"llm:{self.backend.fingerprint}:{rubric.name}:{digest}"
+        self._counts: Counter[str] = Counter()
+
+    def judge_chat(self, chat: Chat, response: str, doc: dict[str, Any]) -> list[dict[str, str]]:
+        fields = {"prompt": user_prompt(chat), "response": response}
+        if self.reference:
+            if self.reference not in doc:
+                raise DataError(f"judge {self.kind}: a document lacks the reference field '{self.reference}'")
+            fields["reference"] = str(doc[self.reference])
+        return self.rubric.messages(**fields)
+
+    def answers(self, chats: Sequence[list[dict[str, str]]], cache: Any) -> list[str]:
+        from evalkit.runner import CacheStats, generate_cached, render_cached
+
+        prompts = render_cached(self.backend, cache, [list(c) for c in chats])
+        greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=self.max_tokens)
+        stats = CacheStats()
+        answers = generate_cached(self.backend, cache, prompts, greedy, stats)
+        if stats.generated:
+            print(f"evalkit: judge {self.kind} ({self.setting}) read {stats.generated} samples", file=sys.stderr)
+        return [a[0] for a in answers]
+
+    def annotate(self, chats, docs, completions, cache) -> list[dict[str, Any]]:  # noqa: ANN001
+        asked = [self.judge_chat(chat, c, doc) for chat, doc, samples in zip(chats, docs, completions) for c in samples]
+        answers = iter(self.answers(asked, cache))
+        out = []
+        self._counts = Counter()
+        for samples in completions:
+            rows = []
+            for _ in samples:
+                answer = next(answers)
+                judgment = self.rubric.parse(answer)
+                self._counts[judgment.status] += 1
+                rows.append({"value": judgment.value, "status": judgment.status, "answer": answer})
+            out.append({f"_judge_{self.kind}": rows})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        total = sum(self._counts.values())
+        return {"judged": total, "unparsed": total - self._counts[OK], "statuses": dict(sorted(self._counts.items()))}
+
+
+def _register_rubrics() -> None:
+    for name, path in rubric_files().items():
+
+        def factory(options: dict[str, Any], settings: JudgeSettings, path=path) -> LLMJudge:  # noqa: ANN001
+            return LLMJudge(load_rubric(path), options, settings)
+
+        if name not in JUDGES:
+            JUDGES.add_lazy(name, lambda factory=factory: factory)
+
+
+_register_rubrics()
