@@ -107,8 +107,11 @@ def with_rubrics(spec: TaskSpec, rubrics: tuple[str, ...]) -> TaskSpec:
     for name in rubrics:
         if name not in files or name not in JUDGES:
             raise unknown_name("judge rubric", name, files)
-        judges.setdefault(name, {})
-        metric = load_rubric(files[name]).metric
+        rubric = load_rubric(files[name])
+        # A pairwise rubric compares with the task's reference answer: its answer field by default.
+        options = {"reference": spec.answer_field} if rubric.pairwise and spec.answer_field else {}
+        judges.setdefault(name, options)
+        metric = rubric.metric
         if metric not in metrics:
             metrics.append(metric)
     return dataclasses.replace(spec, judges=judges, metrics=tuple(metrics))

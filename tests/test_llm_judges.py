@@ -34,7 +34,8 @@ def _config(tmp_path: Path, run_id: str, tasks=("smoke_writing",), **fields) -> 
 
 def test_shipped_rubrics_load_and_render():
     files = rubric_files()
-    assert {"quality", "refusal"} <= set(files)
+    assert {"quality", "refusal", "pairwise"} <= set(files)
+    assert load_rubric(files["pairwise"]).pairwise and load_rubric(files["pairwise"]).metric == "llm_win_rate"
     quality = load_rubric(files["quality"])
     messages = quality.messages(prompt="Write a haiku.", response="Snow on the pine.")
     assert messages[0]["role"] == "system" and "Write a haiku." in messages[1]["content"]
@@ -189,3 +190,40 @@ def test_the_judges_api_key_never_reaches_a_file(tmp_path, cli):
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written and not any(secret.encode() in p.read_bytes() for p in written)
     assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("judge_says, expected", [("always_a", 50.0), ("prefers_sample", 100.0), ("bad_b", None)])
+def test_pairwise_judge_asks_both_orders(tmp_path, judge_says, expected):
+    """The pairwise rubric against the task's reference (smoke_arithmetic's answer field): a judge
+    that always says A (pure position bias) gives 50; one that picks the sample in both orders,
+    100; an unreadable answer in either order leaves the sample unread."""
+
+    def script(body, count):
+        content = body["messages"][-1]["content"]
+        if "Response A:" not in content:
+            return None
+        sample_is_b = content.split("Response B:")[1].strip().startswith("sample ")
+        if judge_says == "always_a":
+            return ("text", "Preferred: A")
+        if judge_says == "prefers_sample":
+            return ("text", f"Preferred: {'B' if sample_is_b else 'A'}")
+        return ("text", "no idea" if sample_is_b else "Preferred: A")
+
+    server = ScriptedServer(script)
+    try:
+        config = _config(
+            tmp_path, judge_says, tasks=("smoke_arithmetic",), backend="openai", limit=3, judge="scripted",
+            judge_backend="openai", judge_options=BackendOptions(base_url=server.url), judge_rubrics=("pairwise",),
+            backend_options=BackendOptions(base_url=server.url),
+        )  # fmt: skip
+        _, results = run(config, progress=False)
+    finally:
+        server.close()
+    task = results["tasks"]["smoke_arithmetic"]
+    judge_requests = [r for r in server.requests if "Response A:" in r["messages"][-1]["content"]]
+    assert len(judge_requests) == 2 * 3 * 2  # both orders for each of 3 x 2 samples
+    if expected is None:
+        assert math.isnan(task["metrics"]["llm_win_rate"]) or task["metrics"]["llm_win_rate"] is None
+        assert task["judgments"]["pairwise"] == {"judged": 6, "unparsed": 6, "statuses": {"missing": 6}}
+    else:
+        assert task["metrics"]["llm_win_rate"] == expected and task["judgments"]["pairwise"]["unparsed"] == 0

@@ -12,8 +12,9 @@
 - ``llm[:MODEL]``: a generation model asked, greedily, whether the two responses are
   semantically equivalent (judges/noveltybench_equivalence.txt: NoveltyBench's own GPT-4 prompt,
   "For a given prompt, determine whether the two responses are semantically equivalent.", asking
-  for Yes or No); equivalent iff the answer starts with "yes". MODEL defaults to the embedded
-  SmolLM2-135M-Instruct, which runs offline but is a weak judge. Short-text rule first.
+  for Yes or No); equivalent iff the answer starts with "yes". MODEL defaults to the run's judge
+  (``--judge``, on any backend) and else to the embedded SmolLM2-135M-Instruct, which runs offline
+  but is a weak judge. Short-text rule first.
 Methods are registered in ``EQUIVALENCE_METHODS`` (name -> ``(argument, JudgeSettings) ->
 Method``); a method's test answers ``same(representatives, sample, chat)`` with one verdict per
 representative, so an LLM judge of equivalence (which needs the prompt) plugs in as another method.
@@ -211,9 +212,12 @@ def _llm(argument: str | None, settings: JudgeSettings) -> Method:
 
     from evalkit.backends import make_backend
     from evalkit.config import BackendOptions
+    from evalkit.judges.llm_judge import judge_backend
 
-    # Resolves the model now; loads it on first use.
-    backend = make_backend("hf", argument, settings.device, 64, BackendOptions())
+    if argument is None and (settings.judge_model or settings.judge_options.base_url):
+        backend = judge_backend(settings)  # the run's judge (--judge, on any backend)
+    else:  # the named model, or the embedded one, with transformers; loads on first use
+        backend = make_backend("hf", argument, settings.device, 64, BackendOptions())
     template = equivalence_template()
     digest = hashlib.sha256(template.encode()).hexdigest()[:12]
     return Method(

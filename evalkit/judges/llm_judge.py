@@ -61,13 +61,22 @@ class LLMJudge(Judge):
         self.fingerprint = f"llm:{self.backend.fingerprint}:{rubric.name}:{digest}"
         self._counts: Counter[str] = Counter()
 
-    def judge_chat(self, chat: Chat, response: str, doc: dict[str, Any]) -> list[dict[str, str]]:
+    def judge_chats(self, chat: Chat, response: str, doc: dict[str, Any]) -> list[list[dict[str, str]]]:
+        """What the judge is asked about one sample: once, or twice (both orders) when pairwise."""
         fields = {"prompt": user_prompt(chat), "response": response}
         if self.reference:
             if self.reference not in doc:
                 raise DataError(f"judge {self.kind}: a document lacks the reference field '{self.reference}'")
             fields["reference"] = str(doc[self.reference])
-        return self.rubric.messages(**fields)
+        if not self.rubric.pairwise:
+            return [self.rubric.messages(**fields)]
+        if "reference" not in fields:
+            raise ConfigError(f"judge {self.kind} compares with a reference: give it the option reference: FIELD")
+        sample, reference = fields["response"], fields["reference"]
+        return [
+            self.rubric.messages(**fields, response_a=sample, response_b=reference),
+            self.rubric.messages(**fields, response_a=reference, response_b=sample),
+        ]
 
     def answers(self, chats: Sequence[list[dict[str, str]]], cache: Any) -> list[str]:
         from evalkit.runner import CacheStats, generate_cached, render_cached
@@ -81,23 +90,46 @@ class LLMJudge(Judge):
         return [a[0] for a in answers]
 
     def annotate(self, chats, docs, completions, cache) -> list[dict[str, Any]]:  # noqa: ANN001
-        asked = [self.judge_chat(chat, c, doc) for chat, doc, samples in zip(chats, docs, completions) for c in samples]
-        answers = iter(self.answers(asked, cache))
+        asked = [
+            self.judge_chats(chat, c, doc) for chat, doc, samples in zip(chats, docs, completions) for c in samples
+        ]
+        answers = iter(self.answers([c for per_sample in asked for c in per_sample], cache))
         out = []
         self._counts = Counter()
         for samples in completions:
             rows = []
             for _ in samples:
-                answer = next(answers)
-                judgment = self.rubric.parse(answer)
-                self._counts[judgment.status] += 1
-                rows.append({"value": judgment.value, "status": judgment.status, "answer": answer})
+                if self.rubric.pairwise:
+                    row = pairwise_outcome(self.rubric, next(answers), next(answers))
+                else:
+                    answer = next(answers)
+                    judgment = self.rubric.parse(answer)
+                    row = {"value": judgment.value, "status": judgment.status, "answer": answer}
+                self._counts[row["status"]] += 1
+                rows.append(row)
             out.append({f"_judge_{self.kind}": rows})
         return out
 
     def summary(self) -> dict[str, Any]:
         total = sum(self._counts.values())
         return {"judged": total, "unparsed": total - self._counts[OK], "statuses": dict(sorted(self._counts.items()))}
+
+
+# Points of the sample in each order: (sample as A, sample as B) -> label -> points.
+_PAIRWISE_POINTS = ({"A": 1.0, "B": 0.0, "TIE": 0.5}, {"A": 0.0, "B": 1.0, "TIE": 0.5})
+
+
+def pairwise_outcome(rubric: Rubric, first: str, second: str) -> dict[str, Any]:
+    """The sample's result from the answers with it as A (``first``) and as B (``second``): 1 when
+    both orders prefer it, 0 when both prefer the reference, 0.5 otherwise (ties, or orders that
+    disagree: the judge's position bias). Unreadable when either answer is."""
+    judgments = [rubric.parse(first), rubric.parse(second)]
+    answer = f"{first}\n---\n{second}"
+    bad = next((j.status for j in judgments if not j.ok), None)
+    if bad is not None:
+        return {"value": None, "status": bad, "answer": answer}
+    points = [table[j.value] for table, j in zip(_PAIRWISE_POINTS, judgments)]
+    return {"value": sum(points) / 2, "status": "ok", "answer": answer}
 
 
 def _register_rubrics() -> None:

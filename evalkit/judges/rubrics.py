@@ -9,6 +9,10 @@ max_tokens: 256                    # the judge's answer length (greedy)
 system: ...                        # optional system turn
 template: ... {{ prompt }} ... {{ response }} ...      # Jinja; {{ reference }} with option reference
 ```
+
+A ``pairwise: true`` rubric compares each sample with the document's reference answer: its
+template uses ``{{ response_a }}`` and ``{{ response_b }}``, its labels are ``A``, ``B`` and ``TIE``,
+and the judge asks both orders (see LLMJudge).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import yaml
 from evalkit.errors import ConfigError
 from evalkit.scoring.judgment import Judgment, parse_label, parse_score
 
-_FIELDS = {"name", "description", "answer", "metric", "max_tokens", "system", "template"}
+_FIELDS = {"name", "description", "answer", "metric", "max_tokens", "system", "template", "pairwise"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
@@ -37,6 +41,7 @@ class Rubric:
     system: str | None
     template: str
     source: str  # the file's text: part of the judge's cache fingerprint
+    pairwise: bool = False  # the sample against the reference, asked in both orders
 
     def messages(self, **fields: str) -> list[dict[str, str]]:
         try:
@@ -90,6 +95,11 @@ def load_rubric(path: Path) -> Rubric:
     max_tokens = raw.get("max_tokens", 256)
     if not isinstance(max_tokens, int) or max_tokens < 1:
         raise ConfigError(f"{where}: max_tokens must be a positive integer")
+    pairwise = raw.get("pairwise", False)
+    if not isinstance(pairwise, bool):
+        raise ConfigError(f"{where}: pairwise must be true or false")
+    if pairwise and (answer["type"] != "label" or sorted(answer["labels"]) != ["A", "B", "TIE"]):
+        raise ConfigError(f"{where}: a pairwise rubric answers with the labels A, B and TIE")
     metric = raw.get("metric")
     if not isinstance(metric, str):
         raise ConfigError(f"{where}: metric must name the metric that reads this judge")
@@ -102,4 +112,5 @@ def load_rubric(path: Path) -> Rubric:
         system=raw.get("system"),
         template=template,
         source=text,
+        pairwise=pairwise,
     )

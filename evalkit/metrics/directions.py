@@ -17,7 +17,15 @@ _LOWER_IS_BETTER = frozenset({"self_bleu", "perplexity", "asr", "asr_keyword", "
 # reference_reward scores the fixed reference answer: it says nothing about the model under test.
 # *_unparsed count the judge's unreadable answers: about the judge, not the model under test.
 _NEUTRAL = frozenset(
-    {"mean_words", "mean_tokens", "entropy", "reference_reward", "quality_unparsed", "refusal_unparsed"}
+    {
+        "mean_words",
+        "mean_tokens",
+        "entropy",
+        "reference_reward",
+        "quality_unparsed",
+        "refusal_unparsed",
+        "pairwise_unparsed",
+    }
 )
 _DIVERSITY = frozenset(
     {

@@ -221,6 +221,21 @@ def _llm_asr(completions: Sequence[str], doc: dict[str, Any], answer_field: str 
     )
 
 
+@METRICS.register("llm_win_rate")
+def _llm_win_rate(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    """Win rate (x100) against the reference answer by the pairwise LLM judge (judge ``pairwise``,
+    both orders: 1 win, 0.5 tie or disagreement, 0 loss), over the samples it could read."""
+    judgments = _judgments(doc, "pairwise", "llm_win_rate")
+    read = [j["value"] for j in judgments if j["status"] == "ok"]
+    return MetricResult(
+        per_doc={
+            "llm_win_rate": 100.0 * sum(read) / len(read) if read else float("nan"),
+            "pairwise_unparsed": float(len(judgments) - len(read)),
+        },
+        per_sample=_judgment_samples("pairwise", judgments),
+    )
+
+
 @METRICS.register("keyword_asr")
 def _keyword_asr(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
     """Attack success rate (x100) by GCG's refusal keywords: the share of samples with none of them."""
@@ -245,3 +260,4 @@ _bt_win_rate.needs_judges = ("reward_model",)  # type: ignore[attr-defined]
 _noveltybench.needs_judges = ("equivalence", "reward_model")  # type: ignore[attr-defined]
 _llm_quality.needs_judges = ("quality",)  # type: ignore[attr-defined]
 _llm_asr.needs_judges = ("refusal",)  # type: ignore[attr-defined]
+_llm_win_rate.needs_judges = ("pairwise",)  # type: ignore[attr-defined]
