@@ -41,7 +41,7 @@ def test_reads_jsonl_json_csv_and_gzip(tmp_path):
         ("bad.jsonl", b'{"a": 1}\n{"a": \n', r"bad.jsonl:2: corrupt JSON line"),
         ("bad.json", b'{"a": [1], "b": [1, 2]}', "equal-length columns"),
         ("bad.jsonl", b"[1, 2]\n", "JSON object"),
-        ("bad.txt", b"hello", "unsupported data format"),
+        ("bad.xml", b"<a/>", "unsupported data format"),
         ("bad.jsonl.gz", b"not gzip", "cannot read"),
     ],
 )
