@@ -139,6 +139,10 @@ class TaskSpec:
     # Named alternative prompts (e.g. "boxed", "answer_is"); ``prompt`` is the default one's.
     prompt_styles: dict[str, PromptSpec] = field(default_factory=dict)
     prompt_style: str | None = None
+    # Tasks that do not generate and score samples (evalkit/task_kinds.py): "lm_eval" (scored by
+    # lm-evaluation-harness) or "perplexity"; their kind's settings are in ``options``.
+    kind: str = "generate"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def with_prompt_style(self, style: str) -> TaskSpec:
         if style not in self.prompt_styles:

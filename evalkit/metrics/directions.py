@@ -13,7 +13,7 @@ from typing import Literal
 Direction = Literal["higher", "lower", "none"]
 Kind = Literal["quality", "diversity", "other"]
 
-_LOWER_IS_BETTER = frozenset({"self_bleu", "perplexity", "asr", "refusal_rate_harmful", "drift_kl"})
+_LOWER_IS_BETTER = frozenset({"self_bleu", "perplexity", "nll", "asr", "refusal_rate_harmful", "drift_kl"})
 _NEUTRAL = frozenset({"mean_words", "mean_tokens", "entropy"})
 _DIVERSITY = frozenset(
     {
