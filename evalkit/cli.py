@@ -260,7 +260,10 @@ def distance(checkpoint: str, base: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(d), indent=2))
     else:
-        click.echo(f"L2 distance {d.l2:.6g} (relative {d.relative:.6g} of the base norm {d.base_norm:.6g}) over {d.n_parameters:,} parameters")
+        click.echo(
+            f"L2 distance {d.l2:.6g} (relative {d.relative:.6g} of the base norm {d.base_norm:.6g}) "
+            f"over {d.n_parameters:,} parameters"
+        )
 
 
 def main() -> None:

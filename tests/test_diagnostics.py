@@ -41,10 +41,18 @@ def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, 
     from evalkit.data import read_records
     from evalkit.runner import run
 
-    limit = 6
+    limit = 4
     _, results = run(
-        RunConfig(model=None, tasks=("heldout_perplexity",), limit=limit, data_dir=shared_data,
-                  output_dir=tmp_path, run_id="ppl", device="cpu", use_cache=False),
+        RunConfig(
+            model=None,
+            tasks=("heldout_perplexity",),
+            limit=limit,
+            data_dir=shared_data,
+            output_dir=tmp_path,
+            run_id="ppl",
+            device="cpu",
+            use_cache=False,
+        ),
         progress=False,
     )
     entry = results["tasks"]["heldout_perplexity"]
@@ -104,7 +112,10 @@ def test_distance_of_a_lora_adapter_is_that_of_its_merged_weights(tmp_path):
     peft_model.save_pretrained(tmp_path / "adapter")
     merged = peft_model.merge_and_unload()
     expected = math.sqrt(
-        sum(float((p.double() - q.double()).pow(2).sum()) for (_, p), (_, q) in zip(merged.named_parameters(), base.named_parameters()))
+        sum(
+            float((p.double() - q.double()).pow(2).sum())
+            for (_, p), (_, q) in zip(merged.named_parameters(), base.named_parameters())
+        )
     )
     assert expected > 0
     assert checkpoint_distance(str(tmp_path / "adapter"), None).l2 == pytest.approx(expected, rel=1e-6)

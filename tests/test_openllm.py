@@ -14,7 +14,7 @@ from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, DataUnavailable
 
 SEED = 1234
-LIMIT = 4
+LIMIT = 3
 SUBJECTS = ("anatomy", "college_physics")
 
 
@@ -25,9 +25,19 @@ def _hub_schema(data: Path) -> dict[str, dict[str, list[dict]]]:
         r = json.loads(line)
         labels = [c["label"] for c in r["question"]["choices"]]
         texts = [c["text"] for c in r["question"]["choices"]]
-        arc.append({"id": r["id"], "question": r["question"]["stem"], "choices": {"text": texts, "label": labels}, "answerKey": r["answerKey"]})
+        arc.append(
+            {
+                "id": r["id"],
+                "question": r["question"]["stem"],
+                "choices": {"text": texts, "label": labels},
+                "answerKey": r["answerKey"],
+            }
+        )
     wino = [json.loads(line) for line in (data / "winogrande/dev.jsonl").read_text().splitlines()]
-    wino = [{"sentence": r["sentence"], "option1": r["option1"], "option2": r["option2"], "answer": r["answer"]} for r in wino]
+    wino = [
+        {"sentence": r["sentence"], "option1": r["option1"], "option2": r["option2"], "answer": r["answer"]}
+        for r in wino
+    ]
     tqa = [
         {
             "question": r["question"],
@@ -50,21 +60,27 @@ def _hub_schema(data: Path) -> dict[str, dict[str, list[dict]]]:
 
 
 def _direct_configs(data: Path) -> list[dict]:
+    import datasets
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
-
-    import datasets
 
     index = TaskManager().task_index
     shots = {"arc_challenge": 25, "winogrande": 5, "truthfulqa_mc2": 0}
     # Splits the local copies lack: few-shot examples come from the evaluated split.
     splits = {
-        "arc_challenge": {"training_split": None, "validation_split": None, "test_split": "test", "fewshot_split": "test"},
+        "arc_challenge": {
+            "training_split": None,
+            "validation_split": None,
+            "test_split": "test",
+            "fewshot_split": "test",
+        },
         "winogrande": {"training_split": None, "fewshot_split": "validation"},
     }
     configs = []
     for name, rows in _hub_schema(data).items():
-        config = {k: v for k, v in load_yaml(index[name].yaml_path, resolve_func=True).items() if k not in ("tag", "group")}
+        config = {
+            k: v for k, v in load_yaml(index[name].yaml_path, resolve_func=True).items() if k not in ("tag", "group")
+        }
         config.update(splits.get(name, {}))
         dataset = datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()})
         config.update(
@@ -117,7 +133,9 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     for name in ("arc_challenge", "winogrande", "truthfulqa_mc2"):
         assert tasks[name]["n_docs"] == LIMIT
         assert tasks[name]["metrics"]["acc"] == pytest.approx(100 * direct[name]["acc,none"], rel=1e-12, abs=1e-12)
-    assert tasks["arc_challenge"]["metrics"]["acc_norm"] == pytest.approx(100 * direct["arc_challenge"]["acc_norm,none"], abs=1e-12)
+    assert tasks["arc_challenge"]["metrics"]["acc_norm"] == pytest.approx(
+        100 * direct["arc_challenge"]["acc_norm,none"], abs=1e-12
+    )
     mmlu = sum(direct[f"mmlu_{s}"]["acc,none"] for s in SUBJECTS) / len(SUBJECTS)  # equal sizes (LIMIT each)
     assert tasks["mmlu_two"]["metrics"]["acc"] == pytest.approx(100 * mmlu, abs=1e-12)
     assert tasks["mmlu_two"]["n_docs"] == LIMIT * len(SUBJECTS)
@@ -161,3 +179,23 @@ def test_backends_lm_eval_cannot_run_fail_clearly():
         lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="nope"))
     name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), device="cpu", batch_size=2))
     assert name == "hf" and args["dtype"] == "float32" and args["batch_size"] == 2 and Path(args["pretrained"]).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("kind: lm_eval\nlm_eval: {task: mmlu}\n", "num_fewshot"),
+        ("kind: lm_eval\nlm_eval: {task: mmlu, num_fewshot: 5, local: nope}\n", "lm_eval.local 'nope'"),
+        ("kind: lm_eval\nlm_eval: {task: arc_challenge, num_fewshot: 5, local: arc, subjects: [x]}\n", "MMLU"),
+        ("kind: lm_eval\nprompt: {template: x}\nlm_eval: {task: mmlu, num_fewshot: 5}\n", "unknown field"),
+        ("kind: lm_evl\n", "unknown kind"),
+        ("kind: perplexity\nperplexity: {last: 0}\ndata: {local: a.json}\n", "perplexity.last"),
+    ],
+)
+def test_malformed_kind_task_files_fail_clearly(tmp_path, body, message):
+    from evalkit.tasks import load_task_file
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message):
+        load_task_file(path)

@@ -41,7 +41,12 @@ def load_checkpoint(checkpoint: str, base: Any) -> Any:
 
     path = Path(checkpoint).expanduser()
     if (path / "adapter_config.json").is_file():
-        from peft import PeftModel
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise ModelError(
+                f"{path} is a LoRA adapter: its distance needs peft (pip install 'evalkit[train]')"
+            ) from None
 
         try:
             return PeftModel.from_pretrained(base, path).merge_and_unload()

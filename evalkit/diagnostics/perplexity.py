@@ -68,7 +68,9 @@ class TokenStats:
     entropy_sum: float
 
 
-def token_stats(model: Any, tokenizer: Any, records: list[dict[str, Any]], max_length: int, batch_size: int) -> list[TokenStats | None]:
+def token_stats(
+    model: Any, tokenizer: Any, records: list[dict[str, Any]], max_length: int, batch_size: int
+) -> list[TokenStats | None]:
     """Cross-entropy and entropy sums per record (None when the prompt alone fills max_length)."""
     import torch
 

@@ -47,7 +47,13 @@ def task_entry(raw: dict[str, Any], keep: tuple[str, ...] = (), group: str | Non
         metrics[name] = 100.0 * value
         if isinstance(err, (int, float)) and math.isfinite(err):
             stderr[name] = 100.0 * err
-    return {"metrics": metrics, "stderr": stderr, "n_docs": n_docs, "n_samples": n_docs, "lm_eval_tasks": sorted(leaves)}
+    return {
+        "metrics": metrics,
+        "stderr": stderr,
+        "n_docs": n_docs,
+        "n_samples": n_docs,
+        "lm_eval_tasks": sorted(leaves),
+    }
 
 
 def _pooled_stderr(errors: list[Any], weights: list[int]) -> float | None:

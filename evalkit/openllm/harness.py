@@ -84,13 +84,16 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         on_gpu = device.startswith("cuda")
         # Log-likelihood batches hold [batch, length, vocabulary] logits: 25-shot ARC contexts are
-        # ~1-2k tokens, so CPU batches stay small whatever --batch-size (sized for generation) says.
-        batch_size = config.batch_size if on_gpu else min(config.batch_size, 4)
+        # ~1-2k tokens. On a GPU lm-eval finds the largest batch that fits ("auto", at most
+        # --batch-size); on a CPU batches stay small whatever --batch-size (sized for generation) says.
+        batch: dict[str, Any] = {"batch_size": min(config.batch_size, 4)}
+        if on_gpu:
+            batch = {"batch_size": "auto", "max_batch_size": config.batch_size}
         return "hf", {
             "pretrained": str(source),
             "device": device,
             "dtype": "bfloat16" if on_gpu else "float32",
-            "batch_size": batch_size,
+            **batch,
         }
     raise ConfigError(f"backend '{config.backend}' cannot run lm-eval tasks yet; use --backend hf")
 
@@ -127,7 +130,13 @@ def _task_manager():  # noqa: ANN202 - lm_eval.tasks.TaskManager; indexing lm-ev
 
 def lm_eval_task_config(name: str) -> dict[str, Any]:
     """lm-eval's own config of a task, includes and !function references resolved."""
-    from lm_eval.tasks._yaml_loader import load_yaml
+    try:
+        from lm_eval.tasks._yaml_loader import load_yaml
+    except ImportError:
+        raise ConfigError(
+            f"local data for lm-eval tasks needs lm-eval >= 0.4.13 (installed: {_lm_eval_version()}); "
+            "pip install 'evalkit[openllm]'"
+        ) from None
 
     entry = _task_manager().task_index.get(name)
     if entry is None or entry.yaml_path is None:

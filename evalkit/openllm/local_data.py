@@ -106,7 +106,9 @@ def _mmlu_csv(path: Path, subject: str) -> Records:
     for lineno, row in enumerate(rows, 1):
         if len(row) != 6 or row[5].strip() not in LETTERS:
             raise DataError(f"{path}:{lineno}: expected question, A, B, C, D, answer letter")
-        out.append({"question": row[0], "subject": subject, "choices": row[1:5], "answer": LETTERS.index(row[5].strip())})
+        out.append(
+            {"question": row[0], "subject": subject, "choices": row[1:5], "answer": LETTERS.index(row[5].strip())}
+        )
     return out
 
 
