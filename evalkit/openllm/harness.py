@@ -11,12 +11,13 @@ samples) become evalkit's results.json entry and documents.jsonl rows.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evalkit.config import RunConfig, TaskSpec
-from evalkit.errors import ConfigError, DataError, DataUnavailable
+from evalkit.errors import ConfigError, DataError, DataUnavailable, ModelError
 from evalkit.openllm.local_data import READERS, mmlu_subjects
 from evalkit.resources import hf_offline
 
@@ -187,17 +188,36 @@ def _load_lm(name: str, frozen_args: tuple[tuple[str, Any], ...]):  # noqa: ANN2
     return get_model(name).create_from_arg_obj(dict(frozen_args))
 
 
+class _DropCustomDatasetNotice(logging.Filter):
+    """lm-eval logs a notice about --metadata for every task read through custom_dataset (57
+    times for MMLU); it concerns lm-eval's own CLI, not evalkit's users."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
 def evaluate(plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
     """lm_eval.simple_evaluate on the plan with the run's model, limit and seed; its raw output."""
     import lm_eval
+
+    task_logger = logging.getLogger("lm_eval.api.task")
+    if not any(isinstance(f, _DropCustomDatasetNotice) for f in task_logger.filters):
+        task_logger.addFilter(_DropCustomDatasetNotice())
 
     name, args = lm_eval_model(config)
     try:
         lm = _load_lm(name, tuple(sorted(args.items())))
     except (OSError, ValueError) as exc:
-        from evalkit.errors import ModelError
-
         raise ModelError(f"lm-eval cannot load model {args.get('pretrained')}: {str(exc).splitlines()[0]}") from None
+    try:
+        return _simple_evaluate(lm_eval, lm, plan_, config)
+    except Exception as exc:  # lm-eval reaching the hub: connection, auth, missing dataset
+        if plan_.source != "hub":
+            raise
+        raise DataError(f"lm-eval cannot load {plan_.tasks} from the hub: {type(exc).__name__}: {exc}") from None
+
+
+def _simple_evaluate(lm_eval: Any, lm: Any, plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
     return lm_eval.simple_evaluate(
         model=lm,
         tasks=plan_.tasks,
