@@ -87,15 +87,20 @@ def token_stats(
         with torch.no_grad():
             logits = model(
                 input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-            ).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        labels = batch["labels"][:, 1:].to(device)
-        mask = labels != -100
-        nll = -logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        entropy = -(logp.exp() * logp).sum(-1)
+            ).logits
+            labels = batch["labels"][:, 1:].to(device)
+            mask = labels != -100
+            # only the scored positions: [tokens, vocabulary], in float32 whatever the model's dtype
+            logp = torch.log_softmax(logits[:, :-1][mask].float(), dim=-1)
+            nll = -logp.gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1).double()
+            entropy = -(logp.exp() * logp).sum(-1).double()
+        counts = mask.sum(-1).tolist()
+        offsets = [0]
+        for c in counts:
+            offsets.append(offsets[-1] + c)
         for row, i in enumerate(chunk):
-            m = mask[row]
-            out[i] = TokenStats(int(m.sum()), float(nll[row][m].double().sum()), float(entropy[row][m].double().sum()))
+            a, b = offsets[row], offsets[row + 1]
+            out[i] = TokenStats(counts[row], float(nll[a:b].sum()), float(entropy[a:b].sum()))
     return out
 
 
