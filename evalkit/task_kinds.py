@@ -44,7 +44,7 @@ def load_kind_task(where: str, raw: dict[str, Any], path: Path) -> TaskSpec:
     suites = raw.get("suites", [])
     if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
         raise ConfigError(f"{where}: suites must be a list of names")
-    data = DataSource(path="(lm-eval)")
+    data = DataSource()  # lm-eval reads its own data (evalkit/openllm/harness.py)
     if kind == "lm_eval":
         from evalkit.openllm.harness import LmEvalOptions
 
