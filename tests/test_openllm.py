@@ -118,16 +118,27 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     )
     run_dir, results = run(config, progress=False)
 
-    direct = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(resolve_model(None)[1]), "device": "cpu", "dtype": "float32", "batch_size": 4},
-        tasks=_direct_configs(shared_data),
-        limit=LIMIT,
-        random_seed=SEED,
-        numpy_random_seed=SEED,
-        torch_random_seed=SEED,
-        fewshot_random_seed=SEED,
-    )["results"]
+    # One simple_evaluate per evalkit task, as evalkit calls it: lm-eval batches the requests of one
+    # call together, and float32 log-likelihoods (TruthfulQA's MC2 is continuous) depend on the padding.
+    direct: dict = {}
+    configs = {c["task"]: c for c in _direct_configs(shared_data)}
+    groups = [["arc_challenge"], ["winogrande"], ["truthfulqa_mc2"], [f"mmlu_{s}" for s in SUBJECTS]]
+    for group in groups:
+        direct |= lm_eval.simple_evaluate(
+            model="hf",
+            model_args={
+                "pretrained": str(resolve_model(None)[1]),
+                "device": "cpu",
+                "dtype": "float32",
+                "batch_size": 4,
+            },
+            tasks=[configs[name] for name in group],
+            limit=LIMIT,
+            random_seed=SEED,
+            numpy_random_seed=SEED,
+            torch_random_seed=SEED,
+            fewshot_random_seed=SEED,
+        )["results"]
 
     tasks = results["tasks"]
     for name in ("arc_challenge", "winogrande", "truthfulqa_mc2"):
