@@ -276,6 +276,52 @@ def serve(model: str | None, host: str, port: int, device: str, batch_size: int,
     serve_model(model, host, port, device, batch_size, served_model_name)
 
 
+@cli.group()
+def diagnose() -> None:
+    """Model diagnostics: next-token distributions, parameter distance from the base model."""
+
+
+@diagnose.command(name="next-token")
+@click.option("--prompt", "probe", required=True, help="The probe prompt (sent as the user turn).")
+@click.option("--model", "models", multiple=True, help="Folder or hub id (repeatable); default: the embedded model.")
+@click.option("--top-k", type=click.IntRange(1, 50), default=10, show_default=True, help="Tokens shown per model.")
+@click.option("--no-chat", is_flag=True, help="Score the raw prompt, without the chat template.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
+def next_token(probe: str, models: tuple[str, ...], top_k: int, no_chat: bool, output: Path) -> None:
+    """Plot the next-token distribution of a probe prompt for one or several models (log axis)."""
+    from evalkit.diagnostics.next_token import next_token_distribution, plot_next_tokens
+
+    if output.suffix.lower() != ".png":
+        raise EvalkitError(f"-o {output}: give a .png file name")
+    results = [next_token_distribution(m, probe, top_k, chat=not no_chat) for m in (models or (None,))]
+    plot_next_tokens(results, output, probe)
+    for r in results:
+        top = ", ".join(f"{t!r} {p:.3f}" for t, p in zip(r.tokens[:5], r.probs[:5]))
+        click.echo(f"{r.model}: entropy {r.entropy:.3f} nats; top: {top}")
+    click.echo(f"plot: {output} (numbers: {output.with_suffix('.json')})")
+
+
+@diagnose.command()
+@click.argument("checkpoint")
+@click.option("--base", default=None, help="Base model folder or hub id (default: the embedded model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the distances (and per-tensor ones) as JSON.")
+def distance(checkpoint: str, base: str | None, as_json: bool) -> None:
+    """L2 distance of a checkpoint's parameters (full folder or LoRA adapter) from its base model."""
+    import dataclasses
+    import json
+
+    from evalkit.diagnostics.distance import checkpoint_distance
+
+    d = checkpoint_distance(checkpoint, base)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(d), indent=2))
+    else:
+        click.echo(
+            f"L2 distance {d.l2:.6g} (relative {d.relative:.6g} of the base norm {d.base_norm:.6g}) "
+            f"over {d.n_parameters:,} parameters"
+        )
+
+
 def main() -> None:
     """Entry point: one line on stderr and exit 2 for any user error, never a traceback."""
     try:

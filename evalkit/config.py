@@ -141,6 +141,10 @@ class TaskSpec:
     prompt_style: str | None = None
     # Model-backed scorers run between generation and metrics: judge name -> options (evalkit.judges).
     judges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Tasks that do not generate and score samples (evalkit/task_kinds.py): "lm_eval" (scored by
+    # lm-evaluation-harness) or "perplexity"; their kind's settings are in ``options``.
+    kind: str = "generate"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def with_prompt_style(self, style: str) -> TaskSpec:
         if style not in self.prompt_styles:

@@ -27,6 +27,7 @@ from evalkit.metrics import METRICS, aggregate
 from evalkit.progress import progress_bar
 from evalkit.registry import resolve_tasks, task_registry
 from evalkit.results import document_id, ensure_writable, library_versions, write_run
+from evalkit.task_kinds import prepare_kind, run_kind
 from evalkit.tasks import render_messages
 
 Progress = Callable[[int], None]
@@ -38,6 +39,7 @@ class PreparedTask:
     docs: list[Document]
     sampling: SamplingConfig
     judges: tuple[Judge, ...] = ()  # model-backed scorers between generation and metrics
+    payload: Any = None  # what a task of another kind prepared (evalkit/task_kinds.py)
 
 
 @dataclass
@@ -80,7 +82,10 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
         except TypeError as exc:
             raise ConfigError(f"bad sampling override: {exc}") from None
         try:
-            docs = load_documents(spec, config.data_dir, config.limit)
+            if spec.kind != "generate":  # lm_eval and perplexity tasks: evalkit/task_kinds.py
+                docs, payload = [], prepare_kind(spec, config)
+            else:
+                docs, payload = load_documents(spec, config.data_dir, config.limit), None
             judges = build_judges(name, spec.judges, judge_settings, judge_pool)
         except DataUnavailable as exc:
             if name in config.tasks or skipped is None:
@@ -90,7 +95,7 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
             continue
         for doc in docs[:1]:
             render_messages(spec, doc)  # a template/data mismatch fails now, not after generation
-        prepared.append(PreparedTask(spec, docs, sampling, judges))
+        prepared.append(PreparedTask(spec, docs, sampling, judges, payload))
     if not prepared:
         raise DataUnavailable("no task of the suite has data here: " + "; ".join((skipped or {}).values()))
     return prepared
@@ -244,8 +249,16 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
     documents: list[dict[str, Any]] = []
     total = sum(len(t.docs) * t.sampling.n for t in tasks)
     generation_s = 0.0
+    kind_versions: dict[str, str] = {}
     with progress_bar(total, enabled=progress) as advance:
         for task in tasks:
+            if task.spec.kind != "generate":  # scored outside the generation path: evalkit/task_kinds.py
+                outcome = run_kind(task.spec, task.payload, config, backend)
+                task_results[task.spec.name] = outcome.entry
+                samples.extend(outcome.samples)
+                documents.extend(outcome.documents)
+                kind_versions.update(outcome.versions)
+                continue
             chats = [render_messages(task.spec, doc) for doc in task.docs]
             prompts = render_cached(backend, cache, chats)
             t0 = time.perf_counter()
@@ -272,7 +285,7 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
         "model_fingerprint": backend.fingerprint,
         "backend": backend.name,
         "config": config.to_json(),
-        "versions": {**library_versions(), **backend.versions()},
+        "versions": {**library_versions(), **backend.versions(), **kind_versions},
         "seed": config.seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cache": {"hits": stats.hits, "generated": stats.generated},

@@ -11,7 +11,7 @@ import yaml
 from evalkit.config import DataSource, PromptSpec, SamplingConfig, TaskSpec
 from evalkit.errors import ConfigError
 
-_TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field", "judges"}
+_TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field", "judges", "kind"}
 _DATA_FIELDS = {"path", "package", "local", "hub", "subset", "split", "filter", "fields"}
 _PROMPT_FIELDS = {"template", "system", "styles", "style"}
 _STYLE_FIELDS = {"template", "system"}
@@ -43,6 +43,10 @@ def load_task_file(path: Path) -> TaskSpec:
         raise ConfigError(f"{where} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a mapping of fields, got {type(raw).__name__}")
+    if raw.get("kind", "generate") != "generate":  # lm_eval and perplexity tasks: evalkit/task_kinds.py
+        from evalkit.task_kinds import load_kind_task
+
+        return load_kind_task(where, raw, path)
     _reject_unknown(where, raw, _TOP_LEVEL)
     name = raw.get("name", path.stem)
     if name != path.stem:

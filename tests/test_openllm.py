@@ -1,0 +1,212 @@
+"""Open LLM tasks through lm-eval: evalkit's numbers equal lm_eval.simple_evaluate called directly
+on the same local data and settings; offline without data, suite tasks are skipped."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from pathlib import Path
+
+import pytest
+
+from evalkit.config import RunConfig
+from evalkit.errors import ConfigError, DataUnavailable
+
+SEED = 1234
+LIMIT = 3
+SUBJECTS = ("anatomy", "college_physics")
+
+
+def _hub_schema(data: Path) -> dict[str, dict[str, list[dict]]]:
+    """The local files in the hub datasets' schema, written here independently of evalkit."""
+    arc = []
+    for line in (data / "arc_challenge/ARC-Challenge-Test.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        labels = [c["label"] for c in r["question"]["choices"]]
+        texts = [c["text"] for c in r["question"]["choices"]]
+        arc.append(
+            {
+                "id": r["id"],
+                "question": r["question"]["stem"],
+                "choices": {"text": texts, "label": labels},
+                "answerKey": r["answerKey"],
+            }
+        )
+    wino = [json.loads(line) for line in (data / "winogrande/dev.jsonl").read_text().splitlines()]
+    wino = [
+        {"sentence": r["sentence"], "option1": r["option1"], "option2": r["option2"], "answer": r["answer"]}
+        for r in wino
+    ]
+    tqa = [
+        {
+            "question": r["question"],
+            "mc1_targets": {"choices": list(r["mc1_targets"].keys()), "labels": list(r["mc1_targets"].values())},
+            "mc2_targets": {"choices": list(r["mc2_targets"].keys()), "labels": list(r["mc2_targets"].values())},
+        }
+        for r in json.loads((data / "truthfulqa/mc_task_v0.json").read_text())
+    ]
+    out = {"arc_challenge": {"test": arc}, "winogrande": {"validation": wino}, "truthfulqa_mc2": {"validation": tqa}}
+    for subject in SUBJECTS:
+        splits = {}
+        for split in ("test", "dev"):
+            with open(data / f"mmlu/{split}/{subject}_{split}.csv", encoding="utf-8", newline="") as f:
+                splits[split] = [
+                    {"question": q, "subject": subject, "choices": [a, b, c, d], "answer": "ABCD".index(ans)}
+                    for q, a, b, c, d, ans in csv.reader(f)
+                ]
+        out[f"mmlu_{subject}"] = splits
+    return out
+
+
+def _direct_configs(data: Path) -> list[dict]:
+    import datasets
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    index = TaskManager().task_index
+    shots = {"arc_challenge": 25, "winogrande": 5, "truthfulqa_mc2": 0}
+    # Splits the local copies lack: few-shot examples come from the evaluated split.
+    splits = {
+        "arc_challenge": {
+            "training_split": None,
+            "validation_split": None,
+            "test_split": "test",
+            "fewshot_split": "test",
+        },
+        "winogrande": {"training_split": None, "fewshot_split": "validation"},
+    }
+    configs = []
+    for name, rows in _hub_schema(data).items():
+        config = {
+            k: v for k, v in load_yaml(index[name].yaml_path, resolve_func=True).items() if k not in ("tag", "group")
+        }
+        config.update(splits.get(name, {}))
+        dataset = datasets.DatasetDict({s: datasets.Dataset.from_list(r) for s, r in rows.items()})
+        config.update(
+            custom_dataset=functools.partial(lambda d, **_: d, dataset),
+            dataset_kwargs=None,
+            num_fewshot=shots.get(name, 5),
+        )
+        configs.append(config)
+    return configs
+
+
+def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
+    import lm_eval
+
+    from evalkit.backends.hf import resolve_model
+    from evalkit.runner import run
+
+    task_dir = tmp_path / "tasks"
+    task_dir.mkdir()
+    (task_dir / "mmlu_two.yaml").write_text(
+        "name: mmlu_two\nkind: lm_eval\nlm_eval:\n  task: mmlu\n  num_fewshot: 5\n  local: mmlu\n"
+        f"  subjects: [{', '.join(SUBJECTS)}]\n"
+    )
+    config = RunConfig(
+        model=None,
+        tasks=("arc_challenge", "winogrande", "truthfulqa_mc2", "mmlu_two"),
+        limit=LIMIT,
+        seed=SEED,
+        data_dir=shared_data,
+        output_dir=tmp_path / "runs",
+        run_id="openllm",
+        device="cpu",
+        task_dirs=(task_dir,),
+        use_cache=False,
+    )
+    run_dir, results = run(config, progress=False)
+
+    # One simple_evaluate per evalkit task, as evalkit calls it: lm-eval batches the requests of one
+    # call together, and float32 log-likelihoods (TruthfulQA's MC2 is continuous) depend on the padding.
+    direct: dict = {}
+    configs = {c["task"]: c for c in _direct_configs(shared_data)}
+    groups = [["arc_challenge"], ["winogrande"], ["truthfulqa_mc2"], [f"mmlu_{s}" for s in SUBJECTS]]
+    for group in groups:
+        direct |= lm_eval.simple_evaluate(
+            model="hf",
+            model_args={
+                "pretrained": str(resolve_model(None)[1]),
+                "device": "cpu",
+                "dtype": "float32",
+                "batch_size": 4,
+            },
+            tasks=[configs[name] for name in group],
+            limit=LIMIT,
+            random_seed=SEED,
+            numpy_random_seed=SEED,
+            torch_random_seed=SEED,
+            fewshot_random_seed=SEED,
+        )["results"]
+
+    tasks = results["tasks"]
+    for name in ("arc_challenge", "winogrande", "truthfulqa_mc2"):
+        assert tasks[name]["n_docs"] == LIMIT
+        assert tasks[name]["metrics"]["acc"] == pytest.approx(100 * direct[name]["acc,none"], rel=1e-12, abs=1e-12)
+    assert tasks["arc_challenge"]["metrics"]["acc_norm"] == pytest.approx(
+        100 * direct["arc_challenge"]["acc_norm,none"], abs=1e-12
+    )
+    mmlu = sum(direct[f"mmlu_{s}"]["acc,none"] for s in SUBJECTS) / len(SUBJECTS)  # equal sizes (LIMIT each)
+    assert tasks["mmlu_two"]["metrics"]["acc"] == pytest.approx(100 * mmlu, abs=1e-12)
+    assert tasks["mmlu_two"]["n_docs"] == LIMIT * len(SUBJECTS)
+    assert results["versions"]["lm_eval"] == lm_eval.__version__ or results["versions"]["lm_eval"]
+    assert tasks["arc_challenge"]["lm_eval"]["num_fewshot"] == 25
+
+    # documents.jsonl: one row per document whose values average to the task's metric
+    rows = [json.loads(line) for line in (run_dir / "documents.jsonl").read_text().splitlines()]
+    for name, entry in tasks.items():
+        values = [r["metrics"]["acc"] for r in rows if r["task"] == name]
+        assert len(values) == entry["n_docs"]
+        assert sum(values) / len(values) == pytest.approx(entry["metrics"]["acc"], abs=1e-9)
+    assert len({r["doc_id"] for r in rows}) == len(rows)
+
+
+def test_offline_without_data_skips_suite_tasks_and_names_what_is_needed():
+    from evalkit.runner import prepare
+
+    skipped: dict[str, str] = {}
+    with pytest.raises(DataUnavailable):
+        prepare(RunConfig(model=None, tasks=(), suite="openllm"), skipped)
+    assert set(skipped) == {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "winogrande", "gsm8k_openllm"}
+    assert "--data-dir" in skipped["mmlu"] and "hub" in skipped["hellaswag"]
+
+
+def test_local_data_in_the_hub_schema(shared_data):
+    from evalkit.openllm.local_data import READERS, mmlu_subjects
+
+    assert len(mmlu_subjects(shared_data)) == 57
+    assert sum(len(READERS["mmlu"](shared_data, subject=s)["test"]) for s in mmlu_subjects(shared_data)) == 14042
+    arc = READERS["arc"](shared_data)["test"]
+    assert len(arc) == 1172 and all(r["answerKey"] in r["choices"]["label"] for r in arc)
+    tqa = READERS["truthfulqa"](shared_data)["validation"]
+    assert tqa[0]["question"].startswith("What is the smallest country") and tqa[0]["mc2_targets"]["labels"][0] == 1
+
+
+def test_backends_lm_eval_cannot_run_fail_clearly():
+    from evalkit.openllm.harness import lm_eval_model
+
+    with pytest.raises(ConfigError, match="cannot run lm-eval tasks"):
+        lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="nope"))
+    name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), device="cpu", batch_size=2))
+    assert name == "hf" and args["dtype"] == "float32" and args["batch_size"] == 2 and Path(args["pretrained"]).is_dir()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("kind: lm_eval\nlm_eval: {task: mmlu}\n", "num_fewshot"),
+        ("kind: lm_eval\nlm_eval: {task: mmlu, num_fewshot: 5, local: nope}\n", "lm_eval.local 'nope'"),
+        ("kind: lm_eval\nlm_eval: {task: arc_challenge, num_fewshot: 5, local: arc, subjects: [x]}\n", "MMLU"),
+        ("kind: lm_eval\nprompt: {template: x}\nlm_eval: {task: mmlu, num_fewshot: 5}\n", "unknown field"),
+        ("kind: lm_evl\n", "unknown kind"),
+        ("kind: perplexity\nperplexity: {last: 0}\ndata: {local: a.json}\n", "perplexity.last"),
+    ],
+)
+def test_malformed_kind_task_files_fail_clearly(tmp_path, body, message):
+    from evalkit.tasks import load_task_file
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message):
+        load_task_file(path)
