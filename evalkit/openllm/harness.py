@@ -96,7 +96,28 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
             "dtype": "bfloat16" if on_gpu else "float32",
             **batch,
         }
-    raise ConfigError(f"backend '{config.backend}' cannot run lm-eval tasks yet; use --backend hf")
+    if config.backend == "vllm":
+        # lm-eval's own vLLM model (log-likelihoods through prompt logprobs), with the settings
+        # of evalkit's vllm backend; lm-eval starts its data-parallel engines itself.
+        from evalkit.backends.hf import resolve_model
+
+        _, source = resolve_model(config.model)
+        options = config.backend_options
+        args: dict[str, Any] = {
+            "pretrained": str(source),
+            "tensor_parallel_size": options.tensor_parallel_size,
+            "data_parallel_size": options.data_parallel_size,
+            "gpu_memory_utilization": options.gpu_memory_utilization,
+            "batch_size": "auto",
+            "seed": config.seed,
+        }
+        if options.max_model_len is not None:
+            args["max_model_len"] = options.max_model_len
+        return "vllm", args
+    raise ConfigError(
+        f"backend '{config.backend}' cannot run lm-eval tasks: use --backend hf or vllm (log-likelihoods need "
+        "the model's logits; a chat server does not return them)"
+    )
 
 
 @dataclass(frozen=True)
