@@ -162,6 +162,42 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     assert len({r["doc_id"] for r in rows}) == len(rows)
 
 
+def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
+    """The one generating task: 5-shot greedy GSM8K through evalkit equals lm-eval on the same data."""
+    import datasets
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from evalkit.backends.hf import resolve_model
+    from evalkit.runner import run
+
+    limit = 2
+    config = RunConfig(
+        model=None, tasks=("gsm8k_openllm",), limit=limit, seed=SEED, data_dir=shared_data,
+        output_dir=tmp_path, run_id="gsm8k", device="cpu", use_cache=False,
+    )  # fmt: skip
+    _, results = run(config, progress=False)
+    rows = [json.loads(line) for line in (shared_data / "gsm8k/test.jsonl").read_text().splitlines()]
+    task = load_yaml(TaskManager().task_index["gsm8k"].yaml_path, resolve_func=True)
+    task = {k: v for k, v in task.items() if k not in ("tag", "group")}
+    dataset = datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    task.update(
+        training_split=None, test_split="test", fewshot_split="test", num_fewshot=5, dataset_kwargs=None,
+        custom_dataset=functools.partial(lambda d, **_: d, dataset),
+    )  # fmt: skip
+    direct = lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(resolve_model(None)[1]), "device": "cpu", "dtype": "float32", "batch_size": 4},
+        tasks=[task], limit=limit, random_seed=SEED, numpy_random_seed=SEED, torch_random_seed=SEED,
+        fewshot_random_seed=SEED,
+    )["results"]["gsm8k"]  # fmt: skip
+    metrics = results["tasks"]["gsm8k_openllm"]["metrics"]
+    for key in ("strict-match", "flexible-extract"):
+        assert metrics[f"exact_match_{key}"] == pytest.approx(100 * direct[f"exact_match,{key}"], abs=1e-12)
+    assert results["tasks"]["gsm8k_openllm"]["n_docs"] == limit
+
+
 def test_offline_without_data_skips_suite_tasks_and_names_what_is_needed():
     from evalkit.runner import prepare
 
