@@ -190,8 +190,13 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
         model="hf",
         model_args={"pretrained": str(resolve_model(None)[1]), "device": "cpu", "dtype": "float32", "batch_size": 4},
         tasks=[task], limit=limit, random_seed=SEED, numpy_random_seed=SEED, torch_random_seed=SEED,
-        fewshot_random_seed=SEED,
-    )["results"]["gsm8k"]  # fmt: skip
+        fewshot_random_seed=SEED, log_samples=True,
+    )  # fmt: skip
+    # The same generations, not only the same (possibly all-zero) scores.
+    generations = [s["resps"][0][0] for s in sorted(direct["samples"]["gsm8k"], key=lambda s: s["doc_id"])]
+    ours = [json.loads(line) for line in (tmp_path / "gsm8k" / "samples.jsonl").read_text().splitlines()]
+    assert [r["completion"] for r in ours] == generations and all(g.strip() for g in generations)
+    direct = direct["results"]["gsm8k"]
     metrics = results["tasks"]["gsm8k_openllm"]["metrics"]
     for key in ("strict-match", "flexible-extract"):
         assert metrics[f"exact_match_{key}"] == pytest.approx(100 * direct[f"exact_match,{key}"], abs=1e-12)
