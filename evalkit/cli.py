@@ -265,7 +265,9 @@ def train(**opts: object) -> None:
 @cli.command()
 @click.option("--model", default=None, help="Local folder or hub id. Default: embedded SmolLM2-135M-Instruct.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True, help="0: any free port.")
+@click.option(
+    "--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True, help="0: any free port."
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call.")
 @click.option("--served-model-name", default=None, help="Model name clients use (default: the model's).")

@@ -158,7 +158,9 @@ def generate_cached(
     result: list[list[str]] = [[] for _ in prompts]
     for start in range(0, len(order), per_call):
         chunk = order[start : start + per_call]
-        keys = [[sample_key(backend.fingerprint, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk]
+        keys = [
+            [sample_key(backend.fingerprint, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk
+        ]
         cached = cache.get_many([k for ks in keys for k in ks]) if cache else {}
         if len(cached) == len(chunk) * sampling.n:
             stats.hits += len(cached)

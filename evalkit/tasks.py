@@ -11,7 +11,18 @@ import yaml
 from evalkit.config import DataSource, PromptSpec, SamplingConfig, TaskSpec
 from evalkit.errors import ConfigError
 
-_TOP_LEVEL = {"name", "description", "data", "prompt", "sampling", "metrics", "suites", "answer_field", "judges", "kind"}
+_TOP_LEVEL = {
+    "name",
+    "description",
+    "data",
+    "prompt",
+    "sampling",
+    "metrics",
+    "suites",
+    "answer_field",
+    "judges",
+    "kind",
+}
 _DATA_FIELDS = {"path", "package", "local", "hub", "subset", "split", "filter", "fields"}
 _PROMPT_FIELDS = {"template", "system", "styles", "style"}
 _STYLE_FIELDS = {"template", "system"}
@@ -126,14 +137,19 @@ def _judges(where: str, raw: Any) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v or {}) for k, v in raw.items()}
 
 
-def _prompt_spec(where: str, prompt: dict[str, Any]) -> PromptSpec:
-    template = prompt.get("template")
+def check_template(where: str, template: Any, field: str = "template") -> str:
+    """A non-empty Jinja template that parses (task prompts, judge rubrics)."""
     if not isinstance(template, str) or not template.strip():
-        raise ConfigError(f"{where}: prompt.template must be a non-empty string")
+        raise ConfigError(f"{where}: {field} must be a non-empty string")
     try:
         _JINJA.parse(template)
     except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where}: prompt.template line {exc.lineno}: {exc.message}") from None
+        raise ConfigError(f"{where}: {field} line {exc.lineno}: {exc.message}") from None
+    return template
+
+
+def _prompt_spec(where: str, prompt: dict[str, Any]) -> PromptSpec:
+    template = check_template(where, prompt.get("template"), "prompt.template")
     system = prompt.get("system")
     if system is not None and not isinstance(system, str):
         raise ConfigError(f"{where}: prompt.system must be a string")

@@ -211,7 +211,10 @@ def test_bad_backend_settings_are_one_line_errors(cli):
     for args, message in [
         (["--backend", "openai", "--base-url", "localhost:8000"], "must start with http"),
         (["--backend", "vlm"], "did you mean 'vllm'"),
-        (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0"], "cannot list the models"),
+        (
+            ["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--max-retries", "0"],
+            "cannot list the models",
+        ),
     ]:
         result = cli("run", "--tasks", "smoke_arithmetic", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -227,7 +230,9 @@ def test_several_servers_share_the_requests_and_a_dead_one_is_routed_around(tmp_
         other.close()
     dead = ScriptedServer(lambda body, count: ("status", 503))
     try:
-        _, results = run(_config(tmp_path / "b", f"{dead.url},{healthy.url}", "failover", concurrency=2), progress=False)
+        _, results = run(
+            _config(tmp_path / "b", f"{dead.url},{healthy.url}", "failover", concurrency=2), progress=False
+        )
     finally:
         dead.close()
         healthy.close()

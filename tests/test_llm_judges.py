@@ -97,7 +97,9 @@ def test_scripted_judge_answers_are_read_exactly(tmp_path, rubric, expected):
     for sample in samples:
         value = sample["scores"][rubric]
         if sample["scores"][f"{rubric}_status"] == "ok":
-            docs.setdefault(sample["doc_index"], []).append(100.0 * (value == "COMPLIED") if rubric == "refusal" else value)
+            docs.setdefault(sample["doc_index"], []).append(
+                100.0 * (value == "COMPLIED") if rubric == "refusal" else value
+            )
     means = [sum(v) / len(v) for v in docs.values()]
     assert math.isclose(task["metrics"][expected], sum(means) / len(means))
     assert task["metrics"][f"{rubric}_unparsed"] == pytest.approx(unread / task["n_docs"])

@@ -234,7 +234,9 @@ def test_backends_lm_eval_cannot_run_fail_clearly():
     assert name == "hf" and args["dtype"] == "float32" and args["batch_size"] == 2 and Path(args["pretrained"]).is_dir()
     with pytest.raises(ConfigError, match="cannot run lm-eval tasks"):
         lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="openai"))
-    options = BackendOptions(tensor_parallel_size=2, data_parallel_size=4, gpu_memory_utilization=0.8, max_model_len=4096)
+    options = BackendOptions(
+        tensor_parallel_size=2, data_parallel_size=4, gpu_memory_utilization=0.8, max_model_len=4096
+    )
     name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="vllm", backend_options=options, seed=3))
     assert name == "vllm" and Path(args["pretrained"]).is_dir()
     assert {k: args[k] for k in ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization")} == {

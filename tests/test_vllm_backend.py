@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -62,7 +61,11 @@ def test_one_request_per_prompt_carries_n_seed_and_sampling_values(fake_vllm):
     for prompt, request, samples in zip(prompts, requests, texts):
         assert request["params"] == sampling_params_kwargs(sampling, prompt)
         assert request["params"]["n"] == 5 and request["params"]["stop"] == ["\n\n"]
-        assert (request["params"]["temperature"], request["params"]["top_p"], request["params"]["top_k"]) == (0.9, 0.95, 40)
+        assert (request["params"]["temperature"], request["params"]["top_p"], request["params"]["top_k"]) == (
+            0.9,
+            0.95,
+            40,
+        )
         # The same token ids the transformers backend feeds its model.
         assert request["ids"] == hf.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         assert [s.split(" sample ")[1][0] for s in samples] == ["0", "1", "2", "3", "4"]  # sorted by index
@@ -120,8 +123,21 @@ def test_sharding_and_gpu_groups():
 def test_run_through_vllm_and_transformers_compare(cli, fake_vllm, tmp_path):
     out = tmp_path / "out"
     args = ["--tasks", "smoke_arithmetic", "--limit", "4", "--n", "2", "--max-tokens", "16", "--quiet"]
-    vllm_run = cli("run", *args, "--backend", "vllm", "--data-parallel-size", "2", "--output-dir", str(out),
-                   "--run-id", "vllm", "--cache-dir", str(tmp_path / "c1"), env={"CUDA_VISIBLE_DEVICES": "0,1"})
+    vllm_run = cli(
+        "run",
+        *args,
+        "--backend",
+        "vllm",
+        "--data-parallel-size",
+        "2",
+        "--output-dir",
+        str(out),
+        "--run-id",
+        "vllm",
+        "--cache-dir",
+        str(tmp_path / "c1"),
+        env={"CUDA_VISIBLE_DEVICES": "0,1"},
+    )
     assert vllm_run.returncode == 0, vllm_run.stderr
     hf_run = cli("run", *args, "--output-dir", str(out), "--run-id", "hf", "--cache-dir", str(tmp_path / "c2"))
     assert hf_run.returncode == 0, hf_run.stderr

@@ -83,19 +83,45 @@ def adds_special_tokens(tokenizer) -> bool:  # noqa: ANN001
     return not tokenizer.chat_template
 
 
-class HFBackend(Backend):
+class LocalModelBackend(Backend):
+    """A backend that runs a model from a local folder or hub id with its transformers tokenizer
+    (transformers, vLLM): the model resolved and fingerprinted at once, the tokenizer loaded on
+    first use, prompts rendered with its chat template."""
+
+    def __init__(self, model: str | None) -> None:
+        self._name, self._source = resolve_model(model)
+        self._fingerprint = model_fingerprint(self._name, self._source)
+        self._tokenizer = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def model_name(self) -> str:
+        return self._name
+
+    @property
+    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self._name, self._source)
+        return self._tokenizer
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return render_chat(self.tokenizer, messages)
+
+
+class HFBackend(LocalModelBackend):
     """Tokenizer and weights load on first use: a run served entirely from the cache (prompts
     and samples) imports neither torch nor transformers."""
 
     name = "hf"
 
     def __init__(self, model: str | None, device: str = "auto", batch_size: int = 64) -> None:
-        self._name, self._source = resolve_model(model)
+        super().__init__(model)
         self._device = device
         self.batch_size = batch_size
-        self._tokenizer = None
         self._model = None
-        self._fingerprint = model_fingerprint(self._name, self._source)
 
     @property
     def device(self) -> str:
@@ -104,12 +130,6 @@ class HFBackend(Backend):
 
             self._device = "cuda" if torch.cuda.is_available() else "cpu"
         return self._device
-
-    @property
-    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self._name, self._source)
-        return self._tokenizer
 
     @property
     def model(self):  # noqa: ANN201 - a transformers PreTrainedModel
@@ -124,17 +144,6 @@ class HFBackend(Backend):
                 raise ModelError(f"cannot load model '{self._name}': {str(exc).splitlines()[0]}") from None
             self._model = model.to(self.device).eval()
         return self._model
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    @property
-    def model_name(self) -> str:
-        return self._name
-
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return render_chat(self.tokenizer, messages)
 
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}

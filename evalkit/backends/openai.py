@@ -100,7 +100,9 @@ class OpenAIBackend(Backend):
         identities = []
         for url in self.base_urls:
             card = self._model_card(url, model)
-            identities.append({k: card.get(k) for k in ("id", "root", "owned_by", "max_model_len", "evalkit_fingerprint")})
+            identities.append(
+                {k: card.get(k) for k in ("id", "root", "owned_by", "max_model_len", "evalkit_fingerprint")}
+            )
         if any(i != identities[0] for i in identities):
             raise ModelError(f"the servers do not serve the same model: {identities}")
         identity = identities[0]
@@ -186,7 +188,10 @@ class OpenAIBackend(Backend):
             if len(texts) == sampling.n:
                 return texts
             self._n_supported = False  # the server gave fewer choices than asked: ask per sample
-        return [self._complete(prompt, sampling, 1, seed=sample_seed(sampling.seed, prompt, i))[0] for i in range(sampling.n)]
+        return [
+            self._complete(prompt, sampling, 1, seed=sample_seed(sampling.seed, prompt, i))[0]
+            for i in range(sampling.n)
+        ]
 
     def _complete(self, prompt: str, sampling: SamplingConfig, n: int, seed: int) -> list[str]:
         api = self.options.api

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-from evalkit.backends.base import Backend, PromptBatch, sample_seed
-from evalkit.backends.hf import adds_special_tokens, load_tokenizer, model_fingerprint, render_chat, resolve_model
+from evalkit.backends.base import PromptBatch, sample_seed
+from evalkit.backends.hf import LocalModelBackend, adds_special_tokens
 from evalkit.config import BackendOptions, SamplingConfig
 from evalkit.errors import ModelError
 
@@ -46,7 +46,9 @@ def sampling_params_kwargs(sampling: SamplingConfig, prompt: str) -> dict[str, A
     if sampling.greedy:
         kwargs["temperature"] = 0.0
     else:
-        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, seed=sample_seed(sampling.seed, prompt, 0))
+        kwargs.update(
+            temperature=sampling.temperature, top_p=sampling.top_p, seed=sample_seed(sampling.seed, prompt, 0)
+        )
         if sampling.top_k:
             kwargs["top_k"] = sampling.top_k  # left out when off: every vLLM version's default is "off"
     if sampling.stop:
@@ -165,35 +167,15 @@ class DataParallelPool:
         self._workers = []
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(LocalModelBackend):
     name = "vllm"
     samples_depend_on_n = True  # vLLM seeds a request (all n samples) as a whole
 
     def __init__(self, model: str | None, options: BackendOptions) -> None:
-        self._name, source = resolve_model(model)
-        self._source = str(source)
+        super().__init__(model)
         self.options = options
-        self._fingerprint = model_fingerprint(self._name, source)
-        self._tokenizer = None
         self._engine: Any = None
         self._pool: DataParallelPool | None = None
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    @property
-    def model_name(self) -> str:
-        return self._name
-
-    @property
-    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self._name, self._source)
-        return self._tokenizer
-
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return render_chat(self.tokenizer, messages)
 
     def versions(self) -> dict[str, str]:
         try:
@@ -212,7 +194,7 @@ class VLLMBackend(Backend):
 
     def _run(self, requests: list[Request], seed: int) -> list[list[str]]:
         options = self.options
-        kwargs = engine_kwargs(self._source, options, seed)
+        kwargs = engine_kwargs(str(self._source), options, seed)
         if options.data_parallel_size == 1:
             vllm = _import_vllm()
             if self._engine is None:

@@ -26,6 +26,7 @@ import yaml
 
 from evalkit.errors import ConfigError
 from evalkit.scoring.judgment import Judgment, parse_label, parse_score
+from evalkit.tasks import check_template
 
 _FIELDS = {"name", "description", "answer", "metric", "max_tokens", "system", "template", "pairwise"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
@@ -85,13 +86,7 @@ def load_rubric(path: Path) -> Rubric:
         raise ConfigError(f"{where}: a score answer needs integer min and max")
     if answer["type"] == "label" and not (isinstance(answer.get("labels"), list) and len(answer["labels"]) >= 2):
         raise ConfigError(f"{where}: a label answer needs a list of at least two labels")
-    template = raw.get("template")
-    if not isinstance(template, str) or not template.strip():
-        raise ConfigError(f"{where}: template must be a non-empty string")
-    try:
-        _JINJA.parse(template)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where}: template line {exc.lineno}: {exc.message}") from None
+    template = check_template(where, raw.get("template"))
     max_tokens = raw.get("max_tokens", 256)
     if not isinstance(max_tokens, int) or max_tokens < 1:
         raise ConfigError(f"{where}: max_tokens must be a positive integer")
