@@ -10,18 +10,18 @@ import dataclasses
 import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends import Backend, GenerationFailed, PromptBatch, make_backend
-from evalkit.cache import GenerationCache, prompt_key, sample_key
+from evalkit.backends import make_backend
+from evalkit.cache import GenerationCache
 from evalkit.cache_dir import cache_root
 from evalkit.config import RunConfig, SamplingConfig, TaskSpec
 from evalkit.data import Document, load_documents
 from evalkit.errors import ConfigError, DataUnavailable
+from evalkit.generation import CacheStats, generate_cached, render_cached
 from evalkit.judges import Judge, JudgeSettings, annotate, build_judges
 from evalkit.metrics import METRICS, aggregate
 from evalkit.progress import progress_bar
@@ -29,8 +29,6 @@ from evalkit.registry import resolve_tasks, task_registry
 from evalkit.results import document_id, ensure_writable, library_versions, write_run
 from evalkit.task_kinds import prepare_kind, run_kind
 from evalkit.tasks import render_messages
-
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -40,12 +38,6 @@ class PreparedTask:
     sampling: SamplingConfig
     judges: tuple[Judge, ...] = ()  # model-backed scorers between generation and metrics
     payload: Any = None  # what a task of another kind prepared (evalkit/task_kinds.py)
-
-
-@dataclass
-class CacheStats:
-    hits: int = 0
-    generated: int = 0
 
 
 def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[PreparedTask]:
@@ -127,72 +119,6 @@ def default_run_id(config: RunConfig, model_name: str) -> str:
     what = config.suite or "-".join(config.tasks)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{model_name.split('/')[-1].split(' ')[0]}-{what}").strip("-")
     return f"{stamp}-{slug}".lower()[:120]
-
-
-def render_cached(backend: Backend, cache: GenerationCache | None, chats: list[list[dict[str, str]]]) -> list[str]:
-    """The prompt text of every chat, rendered by the backend only when not cached."""
-    keys = [prompt_key(backend.fingerprint, chat) for chat in chats]
-    found = cache.get_many(keys, table="prompts") if cache else {}
-    new = {k: backend.render(chat) for k, chat in zip(keys, chats) if k not in found}
-    if cache and new:
-        cache.put_many(new.items(), table="prompts")
-    return [found[k] if k in found else new[k] for k in keys]
-
-
-def generate_cached(
-    backend: Backend,
-    cache: GenerationCache | None,
-    prompts: list[str],
-    sampling: SamplingConfig,
-    stats: CacheStats,
-    on_progress: Progress | None = None,
-) -> list[list[str]]:
-    """n completions per prompt. Prompts are cut into fixed batches (sorted by length so little
-    padding is wasted); a batch whose samples are all cached is not regenerated, any other batch
-    is generated whole and committed at once, so a resumed run computes exactly what an
-    uninterrupted one would. A batch-invariant backend (one request per prompt) is asked only
-    for the prompts that are not wholly cached."""
-    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
-    per_call = backend.prompts_per_call(sampling)
-    with_n = backend.samples_depend_on_n and not sampling.greedy
-    result: list[list[str]] = [[] for _ in prompts]
-    for start in range(0, len(order), per_call):
-        chunk = order[start : start + per_call]
-        keys = [
-            [sample_key(backend.fingerprint, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk
-        ]
-        cached = cache.get_many([k for ks in keys for k in ks]) if cache else {}
-        if len(cached) == len(chunk) * sampling.n:
-            stats.hits += len(cached)
-            for i, ks in zip(chunk, keys):
-                result[i] = [cached[k] for k in ks]
-            if on_progress:
-                on_progress(len(cached))
-            continue
-        if backend.batch_invariant and cached:
-            # Serve the prompts that are wholly cached; generate only the others.
-            whole = {j for j, ks in enumerate(keys) if all(k in cached for k in ks)}
-            for j in whole:
-                result[chunk[j]] = [cached[k] for k in keys[j]]
-            stats.hits += len(whole) * sampling.n
-            if on_progress:
-                on_progress(len(whole) * sampling.n)
-            chunk = [i for j, i in enumerate(chunk) if j not in whole]
-            keys = [ks for j, ks in enumerate(keys) if j not in whole]
-        try:
-            completions = backend.generate(PromptBatch([prompts[i] for i in chunk], sampling), on_progress)
-        except GenerationFailed as exc:
-            # Keep what did finish: a rerun serves it from the cache and asks only for the rest.
-            if cache and exc.finished:
-                done = [(keys[j], cs) for j, cs in exc.finished.items()]
-                cache.put_many((k, c) for ks, cs in done for k, c in zip(ks, cs))
-            raise
-        stats.generated += len(chunk) * sampling.n
-        if cache:
-            cache.put_many((k, c) for ks, cs in zip(keys, completions) for k, c in zip(ks, cs))
-        for i, cs in zip(chunk, completions):
-            result[i] = cs
-    return result
 
 
 @dataclass

@@ -32,6 +32,22 @@ def _config(tmp_path: Path, run_id: str, tasks=("smoke_writing",), **fields) -> 
     )  # fmt: skip
 
 
+def _scripted_run(tmp_path: Path, run_id: str, rubric: str, script, limit: int, n: int) -> tuple[dict, ScriptedServer]:
+    """smoke_arithmetic generated and judged (with ``rubric``) by one scripted server on 127.0.0.1."""
+    server = ScriptedServer(script)
+    try:
+        config = _config(
+            tmp_path, run_id, tasks=("smoke_arithmetic",), backend="openai", limit=limit,
+            sampling_overrides={"n": n}, judge="scripted", judge_backend="openai",
+            judge_options=BackendOptions(base_url=server.url), judge_rubrics=(rubric,),
+            backend_options=BackendOptions(base_url=server.url),
+        )  # fmt: skip
+        _, results = run(config, progress=False)
+    finally:
+        server.close()
+    return results, server
+
+
 def test_shipped_rubrics_load_and_render():
     files = rubric_files()
     assert {"quality", "refusal", "pairwise"} <= set(files)
@@ -61,18 +77,8 @@ def test_scripted_judge_answers_are_read_exactly(tmp_path, rubric, expected):
         asked.append(content)
         return ("text", answers[(len(asked) - 1) % len(answers)])
 
-    server = ScriptedServer(script)
-    try:
-        n = 2 if rubric == "quality" else 1  # 12 documents x 2 samples = 24 answers; 5 x 1
-        config = _config(
-            tmp_path, rubric, tasks=("smoke_arithmetic",), backend="openai", limit=len(answers) // n,
-            sampling_overrides={"n": n}, judge="scripted", judge_backend="openai",
-            judge_options=BackendOptions(base_url=server.url), judge_rubrics=(rubric,),
-            backend_options=BackendOptions(base_url=server.url),
-        )  # fmt: skip
-        _, results = run(config, progress=False)
-    finally:
-        server.close()
+    n = 2 if rubric == "quality" else 1  # 12 documents x 2 samples = 24 answers; 5 x 1
+    results, _ = _scripted_run(tmp_path, rubric, rubric, script, limit=len(answers) // n, n=n)
     task = results["tasks"]["smoke_arithmetic"]
     _, samples = _results(tmp_path / "out" / rubric)
     by_answer = {s["scores"][f"{rubric}_answer"]: s["scores"] for s in samples}
@@ -211,16 +217,7 @@ def test_pairwise_judge_asks_both_orders(tmp_path, judge_says, expected):
             return ("text", f"Preferred: {'B' if sample_is_b else 'A'}")
         return ("text", "no idea" if sample_is_b else "Preferred: A")
 
-    server = ScriptedServer(script)
-    try:
-        config = _config(
-            tmp_path, judge_says, tasks=("smoke_arithmetic",), backend="openai", limit=3, judge="scripted",
-            judge_backend="openai", judge_options=BackendOptions(base_url=server.url), judge_rubrics=("pairwise",),
-            backend_options=BackendOptions(base_url=server.url),
-        )  # fmt: skip
-        _, results = run(config, progress=False)
-    finally:
-        server.close()
+    results, server = _scripted_run(tmp_path, judge_says, "pairwise", script, limit=3, n=2)
     task = results["tasks"]["smoke_arithmetic"]
     judge_requests = [r for r in server.requests if "Response A:" in r["messages"][-1]["content"]]
     assert len(judge_requests) == 2 * 3 * 2  # both orders for each of 3 x 2 samples

@@ -79,7 +79,7 @@ class LLMJudge(Judge):
         ]
 
     def answers(self, chats: Sequence[list[dict[str, str]]], cache: Any) -> list[str]:
-        from evalkit.runner import CacheStats, generate_cached, render_cached
+        from evalkit.generation import CacheStats, generate_cached, render_cached
 
         prompts = render_cached(self.backend, cache, [list(c) for c in chats])
         greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=self.max_tokens)
