@@ -67,9 +67,10 @@ def _load(task: str, source: DataSource, data_dir: Path | None, task_folder: Pat
         try:
             return _load_hub(task, source)
         except DataError as exc:
-            if not source.path:
+            offline = source.package or source.path
+            if not offline:
                 raise
-            print(f"evalkit: {exc}; using the shipped {source.path} instead", file=sys.stderr)
+            print(f"evalkit: {exc}; using {offline} instead", file=sys.stderr)
     if source.package:
         return read_records(_package_file(task, source.package))
     if source.path:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib.resources
-import os
 from pathlib import Path
+
+from evalkit.hub import hub_offline
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,8 +20,9 @@ def _folder(checkout_name: str, package: str) -> Path:
 
 
 def hf_offline(*variables: str) -> bool:
-    """Whether the Hugging Face hub is switched off by any of these variables (HF_HUB_OFFLINE by default)."""
-    return any(os.environ.get(v, "0") not in ("", "0") for v in variables or ("HF_HUB_OFFLINE",))
+    """Whether the Hugging Face hub is switched off by any of these variables (HF_HUB_OFFLINE by
+    default) or cannot be reached (evalkit/hub.py asks once per process)."""
+    return hub_offline(*variables)
 
 
 def tasks_dir() -> Path:
