@@ -94,12 +94,15 @@ def test_curves_and_bad_arguments():
         ("So $x = \\boxed{\\frac{1}{\\sqrt{2}}}$.", "\\frac{1}{\\sqrt{2}}"),  # nested braces
         ("\\boxed{\\left\\{ 1, 2 \\right\\}} done", "\\left\\{ 1, 2 \\right\\}"),
         ("the box never closes \\boxed{12", None),
+        ("First \\boxed{3}, then corrected: \\boxed{12", None),  # the last box is cut off: no answer
+        ("\\boxed{1} and \\boxed{2 and \\boxed{3}", "3"),
         ("It is \\fbox{7}", "7"),
         ("Thus... The answer is: 42.", "42"),
         ("the final answer is $-3$", "-3"),
         ("The answer is: **1,234**\nExtra text after.", "1,234"),
         ("The answer is \\boxed{9} cm", "9"),
         ("work\n#### 18", "18"),
+        ("first try #### 4\nno, recount\n#### 18", "18"),  # GSM8K style: the last #### wins
         ("The answer is: 3. Then more. The answer is: 4", "4"),  # the last statement wins
     ],
 )
@@ -155,4 +158,4 @@ def test_gold_solutions_match_their_gold_answers(shared_data, name, solution, an
     rows = [json.loads(line) for line in (shared_data / name / "test.jsonl").read_text().splitlines() if line.strip()]
     assert len(rows) == size
     misses = [i for i, r in enumerate(rows) if not is_equivalent(extract_answer(r[solution]), gold_answer(r[answer]))]
-    assert len(misses) <= 0.005 * size, misses  # >= 99.5%; the misses are listed in docs/math.md
+    assert misses == []  # docs/math.md: every gold solution of the three sets agrees with its answer

@@ -28,15 +28,17 @@ def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` (or ``\\fbox``), braces balanced; None when there is none
     or the last box is never closed."""
     starts = [m.end() for m in _BOX.finditer(text)]
-    for start in reversed(starts):
-        depth = 1
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i].strip()
+    if not starts:
+        return None
+    # Only the last box counts: an earlier box is an answer the solution went on to replace.
+    start, depth = starts[-1], 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i].strip()
     return None
 
 
