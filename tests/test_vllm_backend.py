@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -305,6 +306,49 @@ def test_an_engine_that_fails_to_start_stops_the_pool_and_no_further_engine_star
         backend.generate(_batch(["x"], SamplingConfig()))
     assert [e["gpus"] for e in events("engine_start")] == ["0", "1"]  # rank 2 never started
     assert [e["gpus"] for e in events("engine_ready")] == ["0"]
+
+
+# lm-eval tasks on vLLM: Ray for data parallelism (item 3) -----------------------------------------
+
+
+def test_lm_eval_tasks_with_data_parallel_need_ray_and_say_so_before_anything_loads(fake_vllm, tmp_path):
+    events = fake_vllm()  # vLLM (the stand-in) is there; Ray is made absent in the child process
+    code = "import sys; sys.modules['ray'] = None; from evalkit.cli import main; main()"
+    args = ["run", "--backend", "vllm", "--data-parallel-size", "2", "--tasks", "arc_challenge"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: lm-eval tasks with --data-parallel-size > 1 need Ray") and "pip install ray" in line
+    assert events("engine_start") == [] and not (tmp_path / "out").exists()
+
+
+def test_lm_eval_on_vllm_without_ray_or_vllm_is_one_clear_error(monkeypatch):
+    from evalkit.config import RunConfig
+    from evalkit.openllm import harness
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    one_engine = RunConfig(model=None, tasks=("arc_challenge",), backend="vllm")
+    with pytest.raises(ModelError, match=r"need vLLM on a CUDA machine: pip install 'evalkit\[vllm\]'"):
+        harness.check_lm_eval_runtime(one_engine)
+    harness.check_lm_eval_runtime(RunConfig(model=None, tasks=("arc_challenge",)))  # hf: neither needed
+    # Should the check be skipped, lm-eval's ImportError still ends as one line, not a traceback.
+    harness._load_lm.cache_clear()
+    with pytest.raises(ModelError, match="lm-eval's vllm model cannot be loaded here"):
+        harness.evaluate(harness.LmEvalPlan(["arc_challenge"], 25, "hub"), one_engine)
+
+
+def test_lm_eval_on_vllm_gets_the_dtype_and_settings_of_evalkits_vllm_backend():
+    from evalkit.config import RunConfig
+    from evalkit.openllm.harness import lm_eval_model
+
+    options = BackendOptions(tensor_parallel_size=2, data_parallel_size=1, max_model_len=4096)
+    name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="vllm", backend_options=options))
+    assert name == "vllm" and args["dtype"] == "bfloat16" and args["tensor_parallel_size"] == 2
+    assert args["data_parallel_size"] == 1 and args["max_model_len"] == 4096
 
 
 def test_sharding_and_gpu_groups():
