@@ -46,7 +46,7 @@ class EngineArgs:
 
     def max_model_len_checked(self) -> int:
         """The engine's context length: the user's max_model_len, which may not exceed what the
-        model's config.json allows (0.8.0 config.py:2604-2725, _get_and_verify_max_len), or that."""
+        model's config.json allows (0.8.0 config.py:2604-2732, _get_and_verify_max_len), or that."""
         if self.dtype not in DTYPES:
             raise ValueError(f"Unknown dtype: {self.dtype}")
         derived = _derived_max_len(Path(self.model))
