@@ -20,7 +20,7 @@ from evalkit.cache import GenerationCache
 from evalkit.cache_dir import cache_root
 from evalkit.config import RunConfig, SamplingConfig, TaskSpec
 from evalkit.data import Document, load_documents
-from evalkit.errors import ConfigError, DataUnavailable
+from evalkit.errors import ConfigError, DataUnavailable, PromptTooLong
 from evalkit.generation import CacheStats, generate_cached, render_cached
 from evalkit.judges import Judge, JudgeSettings, annotate, build_judges
 from evalkit.metrics import METRICS, aggregate
@@ -73,6 +73,10 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
             sampling = spec.sampling.replace(**config.sampling_overrides, seed=config.seed)
         except TypeError as exc:
             raise ConfigError(f"bad sampling override: {exc}") from None
+        if config.backend == "vllm" and spec.kind == "generate":
+            from evalkit.backends.vllm import check_sampling
+
+            check_sampling(sampling, f"task {name}")  # what vLLM would refuse, before any model loads
         try:
             if spec.kind != "generate":  # lm_eval and perplexity tasks: evalkit/task_kinds.py
                 docs, payload = [], prepare_kind(spec, config)
@@ -190,7 +194,10 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
             chats = [render_messages(task.spec, doc) for doc in task.docs]
             prompts = render_cached(backend, cache, chats)
             t0 = time.perf_counter()
-            completions = generate_cached(backend, cache, prompts, task.sampling, stats, advance)
+            try:
+                completions = generate_cached(backend, cache, prompts, task.sampling, stats, advance)
+            except PromptTooLong as exc:  # name the documents whose prompts the backend cannot take
+                raise exc.in_task(task.spec.name, prompts, [document_id(d) for d in task.docs]) from None
             generation_s += time.perf_counter() - t0
             judged = annotate(task.judges, chats, task.docs, completions, cache) if task.judges else None
             scored = score_task(task, completions, judged)

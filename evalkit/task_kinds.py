@@ -77,8 +77,9 @@ def load_kind_task(where: str, raw: dict[str, Any], path: Path) -> TaskSpec:
 def prepare_kind(spec: TaskSpec, config: RunConfig) -> Any:
     """Everything that needs no model: the lm-eval plan, or the tokenizable held-out records."""
     if spec.kind == "lm_eval":
-        from evalkit.openllm.harness import plan
+        from evalkit.openllm.harness import check_lm_eval_runtime, plan
 
+        check_lm_eval_runtime(config)  # vLLM, and Ray for data parallelism, before anything loads
         return plan(spec, config.data_dir)
     from evalkit.diagnostics.perplexity import heldout_records
 

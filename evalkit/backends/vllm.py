@@ -1,18 +1,24 @@
 """The vLLM backend: the offline ``vllm.LLM`` engine, imported only when used (extra ``vllm``).
 
 - One request per prompt carries all n samples (``SamplingParams(n=...)``), not n requests.
-- Each request has its own seed, derived from the run's seed and the prompt (sample_seed), so a
-  prompt's samples do not depend on which prompts share its batch or on the order of the run.
+  Each request has its own seed, ``sample_seed(run seed, prompt, 0)``; vLLM's V1 engine draws
+  sample i with ``seed + i``, so a prompt's samples depend neither on the prompts that share its
+  call nor on the order of the run, and (V1 only) sample i does not depend on n.
 - Prompts are rendered with the model's chat template and tokenized exactly as the transformers
   backend does (render_chat, adds_special_tokens), and sent as token ids, so both backends see
-  the same tokens.
+  the same tokens. The engine runs in bfloat16, as the transformers backend does on a GPU.
+- What vLLM would refuse for a whole call is refused first, in one line: a temperature above 2
+  (vLLM >= 0.33 rejects it), and any prompt not shorter than ``max_model_len`` (vLLM rejects the
+  call), whose documents the runner then names.
 - Prefix caching is on: the n samples and the few-shot prefixes share their prompt's KV cache.
-- ``--data-parallel-size D`` starts D worker processes, each with its own engine on its own
-  ``--tensor-parallel-size`` GPUs (CUDA_VISIBLE_DEVICES), without Ray. Prompts are cut into D
-  contiguous shards and the answers are put back in document order.
+- ``--data-parallel-size D`` starts D worker processes (no Ray), each with its own engine on its
+  own ``--tensor-parallel-size`` GPUs (CUDA_VISIBLE_DEVICES). The engines start one after
+  another, each once the previous one is ready: engines starting together can pick the same free
+  port. Prompts are cut into D contiguous shards and the answers are put back in document order.
 
 vLLM cannot be installed where evalkit's CI runs; the request building, the sharding and the
-worker protocol are tested with a stand-in ``vllm`` module (tests/fake_vllm).
+worker protocol are tested with a stand-in ``vllm`` module (tests/fake_vllm) that has the
+signatures and checks of vLLM 0.8.0 and 0.33.0.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
@@ -27,17 +34,66 @@ from typing import Any
 from evalkit.backends.base import PromptBatch, sample_seed
 from evalkit.backends.hf import LocalModelBackend, adds_special_tokens
 from evalkit.config import BackendOptions, SamplingConfig
-from evalkit.errors import ModelError
+from evalkit.errors import ConfigError, ModelError, PromptTooLong
 
 Request = tuple[list[int], dict[str, Any]]  # (prompt token ids, SamplingParams keyword arguments)
 
+# vLLM 0.33.0 sampling_params.py:668-670 refuses a temperature above 2 (0.8.0 had no bound):
+# evalkit refuses it for every version, before anything loads, so runs stay comparable.
+MAX_TEMPERATURE = 2.0
+# The V1 engine splits a request of n samples into n child requests seeded seed + i
+# (v1/engine/parallel_sampling.py: 0.8.0 :84, 0.33.0 :81). It is the default from 0.8.0, which
+# still falls back to the V0 engine for some models, GPUs and options unless VLLM_USE_V1=1
+# (0.8.0 engine/arg_utils.py:1214-1223, :1745-1748); 0.11.0 has no V0 engine left
+# (engine/llm_engine.py is the V1 LLMEngine).
+V1_DEFAULT = (0, 8)
+V1_ONLY = (0, 11)
 
-def _import_vllm() -> Any:
+
+def check_sampling(sampling: SamplingConfig, where: str) -> None:
+    """What vLLM refuses for a whole call, refused up front with one clear line."""
+    if sampling.temperature > MAX_TEMPERATURE:
+        raise ConfigError(
+            f"{where}: temperature {sampling.temperature:g} is above {MAX_TEMPERATURE:g}, which vLLM refuses "
+            f"(SamplingParams takes 0 to {MAX_TEMPERATURE:g}); use a lower --temperature or --backend hf"
+        )
+
+
+def major_minor(version: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a version string such as 0.8.5.post1 or 0.11.0rc2; None if unreadable."""
+    match = re.match(r"(\d+)\.(\d+)", version or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def samples_depend_on_n_in(version: str | None, use_v1: str | None) -> bool:
+    """Whether sample i of a request can change with n under this vLLM version: not when the V1
+    engine runs it (sample i is seeded seed + i), possibly when the V0 engine does (one seeded
+    generator for the whole request). Unknown or uncertain counts as dependent: then n is part
+    of the cache key, which costs cache hits and never reuses a sample that would differ."""
+    installed = major_minor(version)
+    if installed is None or installed < V1_DEFAULT:
+        return True
+    return not (installed >= V1_ONLY or use_v1 == "1")
+
+
+def installed_vllm_version() -> str | None:
+    """The installed vLLM's version, from its package metadata (no import of vLLM in this process),
+    else from ``vllm.__version__`` (a source checkout, or the tests' stand-in); None without vLLM."""
+    try:
+        return metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        pass
     try:
         import vllm
     except ImportError:
-        raise ModelError("--backend vllm needs vLLM on a CUDA machine: pip install 'evalkit[vllm]'") from None
-    return vllm
+        return None
+    return getattr(vllm, "__version__", None)
+
+
+def engine_dtype(options: BackendOptions) -> str:
+    """The user's dtype when the options carry one (--dtype), else bfloat16: the precision of the
+    transformers backend on a GPU."""
+    return getattr(options, "dtype", None) or "bfloat16"
 
 
 def sampling_params_kwargs(sampling: SamplingConfig, prompt: str) -> dict[str, Any]:
@@ -50,7 +106,7 @@ def sampling_params_kwargs(sampling: SamplingConfig, prompt: str) -> dict[str, A
             temperature=sampling.temperature, top_p=sampling.top_p, seed=sample_seed(sampling.seed, prompt, 0)
         )
         if sampling.top_k:
-            kwargs["top_k"] = sampling.top_k  # left out when off: every vLLM version's default is "off"
+            kwargs["top_k"] = sampling.top_k  # left out when off: "off" is -1 in 0.8, 0 later
     if sampling.stop:
         kwargs["stop"] = list(sampling.stop)  # vLLM leaves the stop string out, as truncate_at_stop does
     return kwargs
@@ -61,6 +117,7 @@ def engine_kwargs(source: str, options: BackendOptions, seed: int) -> dict[str, 
         "model": source,
         "tokenizer": source,
         "tensor_parallel_size": options.tensor_parallel_size,
+        "dtype": engine_dtype(options),
         "gpu_memory_utilization": options.gpu_memory_utilization,
         "enable_prefix_caching": True,
         "seed": seed,
@@ -68,6 +125,32 @@ def engine_kwargs(source: str, options: BackendOptions, seed: int) -> dict[str, 
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
     return kwargs
+
+
+def check_prompt_lengths(prompts: Sequence[str], requests: Sequence[Request], max_model_len: int) -> None:
+    """vLLM refuses a prompt that is not shorter than max_model_len, and with it the whole call
+    (0.8.0 v1/engine/processor.py:292-295; 0.33.0 v1/engine/input_processor.py:574-601)."""
+    too_long = {p: len(ids) for p, (ids, _) in zip(prompts, requests) if len(ids) >= max_model_len}
+    if too_long:
+        raise PromptTooLong(
+            too_long,
+            f"not shorter than vLLM's max_model_len of {max_model_len} tokens (a prompt must leave room "
+            "for one new token)",
+            "raise --max-model-len if the model's context allows it, or leave these documents out",
+        )
+
+
+def import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError:
+        raise ModelError("--backend vllm needs vLLM on a CUDA machine: pip install 'evalkit[vllm]'") from None
+    return vllm
+
+
+def one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 def shards(count: int, parts: int) -> list[range]:
@@ -105,36 +188,47 @@ def run_requests(llm: Any, requests: Sequence[Request], params_class: Callable[.
 
 
 def _worker(gpus: str, kwargs: dict[str, Any], conn: Any) -> None:
-    """A data-parallel rank: one engine on its GPUs, answering shards until told to stop."""
+    """A data-parallel rank: one engine on its GPUs, answering shards until told to stop. Once
+    started it reports ("ready", its max_model_len)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     try:
-        vllm = _import_vllm()
+        vllm = import_vllm()
         llm = vllm.LLM(**kwargs)
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", f"the engine on GPUs {gpus} could not start: {one_line(exc)}"))
         return
-    conn.send(("ready", None))
+    conn.send(("ready", int(llm.llm_engine.model_config.max_model_len)))
     while (requests := conn.recv()) is not None:
         try:
             conn.send(("ok", run_requests(llm, requests, vllm.SamplingParams)))
         except Exception as exc:  # noqa: BLE001
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            conn.send(("error", one_line(exc)))
 
 
 class DataParallelPool:
-    """D engine processes (spawned: CUDA cannot be forked), started once and kept for the run."""
+    """D engine processes (spawned: CUDA cannot be forked), started once and kept for the run.
+
+    They start one at a time: each is started only when the previous one has reported ready.
+    vLLM picks free ports for tensor parallelism while an engine starts, and engines starting
+    together can pick the same one ("Address already in use"). If one fails to start, the ones
+    already up are stopped and no further one is started."""
 
     def __init__(self, groups: list[str], kwargs: dict[str, Any]) -> None:
         context = multiprocessing.get_context("spawn")
-        self._workers = []
+        self._workers: list[tuple[Any, Any]] = []
+        limits = []
         for gpus in groups:
             parent, child = context.Pipe()
             # Not a daemon: vLLM's engine starts processes of its own.
             process = context.Process(target=_worker, args=(gpus, kwargs, child), name=f"evalkit-vllm-{gpus}")
             process.start()
             self._workers.append((process, parent))
-        for _, conn in self._workers:
-            self._receive(conn)
+            try:
+                limits.append(self._receive(parent))  # waits for this engine's "ready"
+            except ModelError:
+                self.close()
+                raise
+        self.max_model_len: int = min(limits)
         atexit.register(self.close)
 
     def _receive(self, conn: Any) -> Any:
@@ -169,13 +263,17 @@ class DataParallelPool:
 
 class VLLMBackend(LocalModelBackend):
     name = "vllm"
-    samples_depend_on_n = True  # vLLM seeds a request (all n samples) as a whole
 
     def __init__(self, model: str | None, options: BackendOptions) -> None:
         super().__init__(model)
         self.options = options
         self._engine: Any = None
         self._pool: DataParallelPool | None = None
+        self._max_model_len: int | None = None
+
+    @property
+    def samples_depend_on_n(self) -> bool:  # type: ignore[override]
+        return samples_depend_on_n_in(installed_vllm_version(), os.environ.get("VLLM_USE_V1"))
 
     def versions(self) -> dict[str, str]:
         try:
@@ -192,23 +290,41 @@ class VLLMBackend(LocalModelBackend):
         ids = self.tokenizer(list(prompts), add_special_tokens=special)["input_ids"]
         return [(list(i), sampling_params_kwargs(sampling, p)) for i, p in zip(ids, prompts)]
 
-    def _run(self, requests: list[Request], seed: int) -> list[list[str]]:
-        options = self.options
-        kwargs = engine_kwargs(str(self._source), options, seed)
-        if options.data_parallel_size == 1:
-            vllm = _import_vllm()
-            if self._engine is None:
-                self._engine = vllm.LLM(**kwargs)
-            return run_requests(self._engine, requests, vllm.SamplingParams)
-        if self._pool is None:
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            groups = gpu_groups(options.data_parallel_size, options.tensor_parallel_size, visible)
-            self._pool = DataParallelPool(groups, kwargs)
-        return self._pool.run(requests)
+    def _start(self, seed: int) -> int:
+        """The engine, or the data-parallel engines, started once; their max_model_len."""
+        if self._max_model_len is None:
+            options = self.options
+            kwargs = engine_kwargs(str(self._source), options, seed)
+            if options.data_parallel_size == 1:
+                vllm = import_vllm()
+                try:
+                    self._engine = vllm.LLM(**kwargs)
+                except Exception as exc:  # noqa: BLE001 - any failure to start is one line
+                    raise ModelError(f"vLLM could not start the engine: {one_line(exc)}") from None
+                self._max_model_len = int(self._engine.llm_engine.model_config.max_model_len)
+            else:
+                visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+                groups = gpu_groups(options.data_parallel_size, options.tensor_parallel_size, visible)
+                self._pool = DataParallelPool(groups, kwargs)
+                self._max_model_len = self._pool.max_model_len
+        return self._max_model_len
+
+    def _run(self, requests: list[Request]) -> list[list[str]]:
+        if self._pool is not None:
+            return self._pool.run(requests)
+        try:
+            return run_requests(self._engine, requests, import_vllm().SamplingParams)
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"vLLM generation failed: {one_line(exc)}") from None
 
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
         sampling = batch.sampling
-        texts = self._run(self.build_requests(batch.prompts, sampling), sampling.seed)
+        check_sampling(sampling, "--backend vllm")  # the runner checks tasks earlier; judges come here
+        requests = self.build_requests(batch.prompts, sampling)
+        if self.options.max_model_len is not None:
+            check_prompt_lengths(batch.prompts, requests, self.options.max_model_len)  # before any engine starts
+        check_prompt_lengths(batch.prompts, requests, self._start(sampling.seed))
+        texts = self._run(requests)
         if sampling.greedy:
             texts = [samples[:1] * sampling.n for samples in texts]
         if on_progress:

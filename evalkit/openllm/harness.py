@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,10 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
         }
     if config.backend == "vllm":
         # lm-eval's own vLLM model (log-likelihoods through prompt logprobs), with the settings
-        # of evalkit's vllm backend; lm-eval starts its data-parallel engines itself.
+        # and dtype of evalkit's vllm backend; lm-eval starts its data-parallel engines itself,
+        # through Ray (check_lm_eval_runtime).
         from evalkit.backends.hf import resolve_model
+        from evalkit.backends.vllm import engine_dtype
 
         _, source = resolve_model(config.model)
         options = config.backend_options
@@ -108,6 +111,7 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
             "tensor_parallel_size": options.tensor_parallel_size,
             "data_parallel_size": options.data_parallel_size,
             "gpu_memory_utilization": options.gpu_memory_utilization,
+            "dtype": engine_dtype(options),
             "batch_size": "auto",
             "seed": config.seed,
         }
@@ -118,6 +122,25 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
         f"backend '{config.backend}' cannot run lm-eval tasks: use --backend hf or vllm (log-likelihoods need "
         "the model's logits; a chat server does not return them)"
     )
+
+
+def check_lm_eval_runtime(config: RunConfig) -> None:
+    """What lm-eval's vLLM model needs, checked before anything loads (lm-eval 0.4.13,
+    models/vllm_causallms.py): vLLM itself (imported by the module, :13), and Ray when
+    data_parallel_size > 1 (:127-130). lm-eval then builds no engine of its own (:153-163) but
+    runs each data-parallel engine as a Ray task that builds a new engine for every call
+    (:402-454): one call per kind of request (log-likelihood, generation) of each
+    simple_evaluate, i.e. of each evalkit task, after which it shuts Ray down."""
+    if config.backend != "vllm":
+        return
+    if find_spec("vllm") is None:
+        raise ModelError("lm-eval tasks with --backend vllm need vLLM on a CUDA machine: pip install 'evalkit[vllm]'")
+    if config.backend_options.data_parallel_size > 1 and find_spec("ray") is None:
+        raise ConfigError(
+            "lm-eval tasks with --data-parallel-size > 1 need Ray (lm-eval starts its data-parallel vLLM engines "
+            "as Ray tasks): pip install ray, or run these tasks with --data-parallel-size 1 "
+            "(--tensor-parallel-size still applies); evalkit's own tasks need no Ray"
+        )
 
 
 @dataclass(frozen=True)
@@ -228,10 +251,17 @@ def evaluate(plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
     name, args = lm_eval_model(config)
     try:
         lm = _load_lm(name, tuple(sorted(args.items())))
+    except ImportError as exc:  # lm-eval's vllm model without vLLM, or data parallel without Ray
+        raise ModelError(
+            f"lm-eval's {name} model cannot be loaded here: {_first_line(exc)} (vLLM: pip install 'evalkit[vllm]'; "
+            "Ray for --data-parallel-size > 1: pip install ray)"
+        ) from None
     except (OSError, ValueError) as exc:
-        raise ModelError(f"lm-eval cannot load model {args.get('pretrained')}: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"lm-eval cannot load model {args.get('pretrained')}: {_first_line(exc)}") from None
     try:
         return _simple_evaluate(lm_eval, lm, plan_, config)
+    except ImportError as exc:  # lm-eval imports Ray only when its data-parallel engines start
+        raise ModelError(f"lm-eval's {name} model cannot run here: {_first_line(exc)}") from None
     except Exception as exc:  # lm-eval reaching the hub: connection, auth, missing dataset
         if plan_.source != "hub":
             raise
@@ -251,6 +281,11 @@ def _simple_evaluate(lm_eval: Any, lm: Any, plan_: LmEvalPlan, config: RunConfig
         torch_random_seed=config.seed,
         fewshot_random_seed=config.seed,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _lm_eval_version() -> str:
