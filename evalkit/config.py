@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, shown
+from evalkit.redaction import redact_strings, redact_url
 
 _SAMPLING_FIELDS = ("n", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed")
 
@@ -191,7 +192,7 @@ class BackendOptions:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         for url in (self.base_url or "").split(","):
             if self.base_url is not None and not url.strip().startswith(("http://", "https://")):
-                raise ConfigError(f"base_url must start with http:// or https://, got {url.strip()!r}")
+                raise ConfigError(f"base_url must start with http:// or https://, got {shown(redact_url(url.strip()))}")
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,12 @@ class RunConfig:
     judge_max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
 
     def to_json(self) -> dict[str, Any]:
+        """The record in results.json: every URL without its userinfo (``http://***@host``), so
+        credentials in --base-url or --judge-base-url are not written."""
         d = dataclasses.asdict(self)
         for key in ("data_dir", "output_dir", "cache_dir"):
             d[key] = str(d[key]) if d[key] is not None else None
         d["tasks"] = list(self.tasks)
         d["task_dirs"] = [str(p) for p in self.task_dirs]
         d["judge_rubrics"] = list(self.judge_rubrics)
-        return d
+        return redact_strings(d)

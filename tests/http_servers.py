@@ -75,8 +75,9 @@ class _QuietServer(ThreadingHTTPServer):
 class ScriptedServer:
     """An OpenAI-compatible server whose answer to each POST is chosen by ``script(body, count)``:
     return None for a normal answer, or one of ("status", code), ("hang", seconds), ("garble",),
-    ("one_choice",), ("text", answer), ("echo", code) (an error whose message and body repeat the
-    request's headers, as a careless proxy does). Every request body and header is recorded."""
+    ("one_choice",), ("text", answer), ("echo", code) (a JSON error whose message repeats the
+    request's headers, as a careless proxy does), ("echo_text", code) (its Authorization header as plain text).
+    Every request body and header is recorded."""
 
     def __init__(self, script: Callable[[dict[str, Any], int], tuple | None] = lambda body, count: None) -> None:
         self.script = script
@@ -124,6 +125,9 @@ class ScriptedServer:
                 if action and action[0] == "echo":
                     echoed = f"bad request; headers were {dict(self.headers)}"
                     return self._send(action[1], json.dumps({"error": {"message": echoed}}).encode())
+                if action and action[0] == "echo_text":
+                    lines = sorted(f"{k}: {v}" for k, v in self.headers.items() if k == "Authorization")
+                    return self._send(action[1], "\n".join(lines).encode())
                 if action and action[0] == "hang":
                     time.sleep(action[1])
                 if action and action[0] == "garble":
