@@ -163,7 +163,11 @@ class BoundedHTTPServer(ThreadingHTTPServer):
                 self._slots.release()
                 raise
         elif self._refusers.acquire(blocking=False):
-            threading.Thread(target=self._refuse, args=(request,), daemon=True, name="evalkit-refuse").start()
+            try:
+                threading.Thread(target=self._refuse, args=(request,), daemon=True, name="evalkit-refuse").start()
+            except BaseException:
+                self._refusers.release()
+                raise
         else:
             self.shutdown_request(request)
 
