@@ -15,10 +15,11 @@ from typing import Any
 import yaml
 
 from evalkit.comparison import compare_runs
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, shown
 from evalkit.metrics.directions import direction, signed_gain
 from evalkit.registry import unknown_name
 from evalkit.results import metric_value
+from evalkit.yaml_files import load_yaml
 
 
 @dataclass(frozen=True)
@@ -72,20 +73,20 @@ class CheckPolicy:
 
 def _tolerance(value: Any, where: str) -> Tolerance:
     if not isinstance(value, dict):
-        raise ConfigError(f"policy {where}: expected a mapping like {{max_drop: 1.0}}, got {value!r}")
+        raise ConfigError(f"policy {where}: expected a mapping like {{max_drop: 1.0}}, got {shown(value)}")
     known = {f.name for f in fields(Tolerance)}
     for key in value:
         if key not in known:
             raise unknown_name(f"policy key in {where}", str(key), known)
     for key, number in value.items():
         if not isinstance(number, (int, float)) or isinstance(number, bool) or not number >= 0:
-            raise ConfigError(f"policy {where}.{key} must be a number >= 0, got {number!r}")
+            raise ConfigError(f"policy {where}.{key} must be a number >= 0, got {shown(number)}")
     return Tolerance(**{k: float(v) for k, v in value.items()})
 
 
 def load_policy(path: Path) -> CheckPolicy:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"policy file not found: {path}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -118,7 +119,7 @@ def _mapping(data: Any, key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"policy {key} must be a mapping, got {value!r}")
+        raise ConfigError(f"policy {key} must be a mapping, got {shown(value)}")
     return value
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 
 from evalkit.errors import EvalkitError
+from evalkit.serve_limits import ServeLimits
+
+_SERVE_LIMITS = ServeLimits()  # the defaults of `evalkit serve`'s limits
 
 # Options that override the tasks' default sampling; None means "keep the task's value".
 _SAMPLING_OPTIONS = ("n", "temperature", "top_p", "top_k", "max_tokens")
@@ -271,11 +274,62 @@ def train(**opts: object) -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call.")
 @click.option("--served-model-name", default=None, help="Model name clients use (default: the model's).")
-def serve(model: str | None, host: str, port: int, device: str, batch_size: int, served_model_name: str | None) -> None:
+@click.option(
+    "--api-key-env", default=None, help="NAME of a variable holding a key clients must send as a Bearer token."
+)
+@click.option(
+    "--max-n", type=click.IntRange(min=1), default=_SERVE_LIMITS.max_n, show_default=True, help="Samples per request."
+)
+@click.option(
+    "--max-tokens-limit",
+    type=click.IntRange(min=1),
+    default=_SERVE_LIMITS.max_tokens,
+    show_default=True,
+    help="Largest max_tokens.",
+)
+@click.option(
+    "--max-prompt-tokens",
+    type=click.IntRange(min=1),
+    default=_SERVE_LIMITS.max_prompt_tokens,
+    show_default=True,
+    help="Tokens of a prompt.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=_SERVE_LIMITS.max_body_bytes,
+    show_default=True,
+    help="Bytes of a request body.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=_SERVE_LIMITS.max_connections,
+    show_default=True,
+    help="Served at once; more: 503.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86400),
+    default=_SERVE_LIMITS.read_timeout,
+    show_default=True,
+    help="Seconds a client has to send a request.",
+)
+def serve(**opts: object) -> None:
     """Serve a model over an OpenAI-compatible API (chat and completions) with the transformers backend."""
+    from evalkit.serve import ServeConfig
     from evalkit.serve import serve as serve_model
 
-    serve_model(model, host, port, device, batch_size, served_model_name)
+    limits = ServeLimits(
+        max_n=opts["max_n"],  # type: ignore[arg-type]
+        max_tokens=opts["max_tokens_limit"],  # type: ignore[arg-type]
+        max_prompt_tokens=opts["max_prompt_tokens"],  # type: ignore[arg-type]
+        max_body_bytes=opts["max_body_bytes"],  # type: ignore[arg-type]
+        max_connections=opts["max_connections"],  # type: ignore[arg-type]
+        read_timeout=opts["read_timeout"],  # type: ignore[arg-type]
+    )
+    fields = ("model", "host", "port", "device", "batch_size", "served_model_name", "api_key_env")
+    serve_model(ServeConfig(**{k: opts[k] for k in fields}, limits=limits))  # type: ignore[arg-type]
 
 
 @cli.group()

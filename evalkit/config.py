@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, shown
+from evalkit.redaction import redact_strings, redact_url
 
 _SAMPLING_FIELDS = ("n", "temperature", "top_p", "top_k", "max_tokens", "stop", "seed")
 
@@ -29,15 +30,15 @@ class SamplingConfig:
         _check_int("n", self.n, minimum=1)
         _check_float("temperature", self.temperature)
         if self.temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be >= 0, got {shown(self.temperature)}")
         _check_float("top_p", self.top_p)
         if not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise ConfigError(f"top_p must be in (0, 1], got {shown(self.top_p)}")
         _check_int("top_k", self.top_k, minimum=0)
         _check_int("max_tokens", self.max_tokens, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         if isinstance(self.stop, str) or not all(isinstance(s, str) and s for s in self.stop):
-            raise ConfigError(f"stop must be a list of non-empty strings, got {self.stop!r}")
+            raise ConfigError(f"stop must be a list of non-empty strings, got {shown(self.stop)}")
         object.__setattr__(self, "stop", tuple(self.stop))
         object.__setattr__(self, "temperature", float(self.temperature))
         object.__setattr__(self, "top_p", float(self.top_p))
@@ -85,14 +86,14 @@ class SamplingConfig:
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
+        raise ConfigError(f"{name} must be an integer, got {shown(value)}")
     if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+        raise ConfigError(f"{name} must be >= {minimum}, got {shown(value)}")
 
 
 def _check_float(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        raise ConfigError(f"{name} must be a finite number, got {shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class BackendOptions:
 
     def __post_init__(self) -> None:
         if self.api not in ("chat", "completions"):
-            raise ConfigError(f"api must be 'chat' or 'completions', got {self.api!r}")
+            raise ConfigError(f"api must be 'chat' or 'completions', got {shown(self.api)}")
         for name in ("concurrency", "tensor_parallel_size", "data_parallel_size"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("max_retries", self.max_retries, minimum=0)
@@ -182,16 +183,16 @@ class BackendOptions:
             _check_int("max_model_len", self.max_model_len, minimum=1)
         _check_float("retry_backoff", self.retry_backoff)
         if self.retry_backoff < 0:
-            raise ConfigError(f"retry_backoff must be >= 0, got {self.retry_backoff}")
+            raise ConfigError(f"retry_backoff must be >= 0, got {shown(self.retry_backoff)}")
         _check_float("request_timeout", self.request_timeout)
         if self.request_timeout <= 0:
-            raise ConfigError(f"request_timeout must be > 0, got {self.request_timeout}")
+            raise ConfigError(f"request_timeout must be > 0, got {shown(self.request_timeout)}")
         _check_float("gpu_memory_utilization", self.gpu_memory_utilization)
         if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {shown(self.gpu_memory_utilization)}")
         for url in (self.base_url or "").split(","):
             if self.base_url is not None and not url.strip().startswith(("http://", "https://")):
-                raise ConfigError(f"base_url must start with http:// or https://, got {url.strip()!r}")
+                raise ConfigError(f"base_url must start with http:// or https://, got {shown(redact_url(url.strip()))}")
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,12 @@ class RunConfig:
     judge_max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
 
     def to_json(self) -> dict[str, Any]:
+        """The record in results.json: every URL without its userinfo (``http://***@host``), so
+        credentials in --base-url or --judge-base-url are not written."""
         d = dataclasses.asdict(self)
         for key in ("data_dir", "output_dir", "cache_dir"):
             d[key] = str(d[key]) if d[key] is not None else None
         d["tasks"] = list(self.tasks)
         d["task_dirs"] = [str(p) for p in self.task_dirs]
         d["judge_rubrics"] = list(self.judge_rubrics)
-        return d
+        return redact_strings(d)

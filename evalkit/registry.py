@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from evalkit.errors import ConfigError, EvalkitError
+from evalkit.errors import ConfigError, EvalkitError, shown
 
 T = TypeVar("T")
 
@@ -20,7 +20,7 @@ def unknown_name(kind: str, name: str, known: Iterable[str]) -> EvalkitError:
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known) or 'none'}"
-    return EvalkitError(f"unknown {kind} '{name}'{hint}")
+    return EvalkitError(f"unknown {kind} {shown(name)}{hint}")
 
 
 class Registry(Generic[T]):

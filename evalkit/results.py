@@ -17,6 +17,7 @@ import yaml
 
 from evalkit import __version__
 from evalkit.errors import EvalkitError
+from evalkit.yaml_files import load_yaml
 
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -109,7 +110,7 @@ def load_results(path: Path) -> dict[str, Any]:
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
         text = file.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
+        data = load_yaml(text) if file.suffix in (".yaml", ".yml") else json.loads(text)
     except FileNotFoundError:
         raise EvalkitError(f"no results found at {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.config import DataSource, PromptSpec, RunConfig, SamplingConfig, TaskSpec
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, shown
 
 KINDS = ("generate", "lm_eval", "perplexity")
 _COMMON = {"name", "description", "suites", "kind"}
@@ -34,13 +34,13 @@ class KindResult:
 def load_kind_task(where: str, raw: dict[str, Any], path: Path) -> TaskSpec:
     kind = raw["kind"]
     if kind not in _FIELDS:
-        raise ConfigError(f"{where}: unknown kind '{kind}'; known: {', '.join(KINDS)}")
+        raise ConfigError(f"{where}: unknown kind {shown(kind)}; known: {', '.join(KINDS)}")
     unknown = sorted(set(raw) - _FIELDS[kind])
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown} for kind {kind}; known: {sorted(_FIELDS[kind])}")
+        raise ConfigError(f"{where}: unknown field(s) {shown(unknown)} for kind {kind}; known: {sorted(_FIELDS[kind])}")
     name = raw.get("name", path.stem)
     if name != path.stem:
-        raise ConfigError(f"{where}: name '{name}' must equal the file name '{path.stem}'")
+        raise ConfigError(f"{where}: name {shown(name)} must equal the file name '{path.stem}'")
     suites = raw.get("suites", [])
     if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
         raise ConfigError(f"{where}: suites must be a list of names")

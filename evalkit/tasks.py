@@ -9,7 +9,8 @@ import jinja2
 import yaml
 
 from evalkit.config import DataSource, PromptSpec, SamplingConfig, TaskSpec
-from evalkit.errors import ConfigError
+from evalkit.errors import ConfigError, shown
+from evalkit.yaml_files import load_yaml
 
 _TOP_LEVEL = {
     "name",
@@ -45,7 +46,7 @@ _JINJA.filters["sentences"] = _sentences
 def load_task_file(path: Path) -> TaskSpec:
     where = f"task file {path}"
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not valid UTF-8") from None
     except yaml.YAMLError as exc:
@@ -61,7 +62,7 @@ def load_task_file(path: Path) -> TaskSpec:
     _reject_unknown(where, raw, _TOP_LEVEL)
     name = raw.get("name", path.stem)
     if name != path.stem:
-        raise ConfigError(f"{where}: name '{name}' must equal the file name '{path.stem}'")
+        raise ConfigError(f"{where}: name {shown(name)} must equal the file name '{path.stem}'")
 
     data = _mapping(where, raw, "data")
     _reject_unknown(f"{where} data", data, _DATA_FIELDS)
@@ -74,7 +75,7 @@ def load_task_file(path: Path) -> TaskSpec:
     if styles:
         style = prompt.get("style", next(iter(styles)))
         if style not in styles:
-            raise ConfigError(f"{where}: prompt.style '{style}' is not one of prompt.styles {sorted(styles)}")
+            raise ConfigError(f"{where}: prompt.style {shown(style)} is not one of prompt.styles {sorted(styles)}")
         if "template" in prompt or "system" in prompt:
             raise ConfigError(f"{where}: with prompt.styles, put template and system inside each style")
         default = styles[style]
@@ -193,4 +194,4 @@ def _mapping(where: str, raw: dict[str, Any], key: str) -> dict[str, Any]:
 def _reject_unknown(where: str, raw: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{where}: unknown field(s) {shown(unknown)}; known: {sorted(known)}")

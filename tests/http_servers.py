@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,12 +21,13 @@ from tests.conftest import REPO
 class EvalkitServer:
     """`python -m evalkit serve --port 0` in a subprocess; ``url`` is its /v1 base URL."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "evalkit", "serve", "--port", "0", *args],
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO,
+            env={**os.environ, **(env or {})},
         )
         deadline = time.monotonic() + 300
         self.log: list[str] = []
@@ -44,6 +46,15 @@ class EvalkitServer:
     def _drain(self) -> None:
         for line in self.proc.stderr:
             self.log.append(line)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        match = re.match(r"http://([^:/]+):(\d+)", self.url)
+        return match.group(1), int(match.group(2))
+
+    def threads(self) -> int:
+        """The number of threads the server process has now."""
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
 
     def close(self) -> None:
         self.proc.terminate()
@@ -64,7 +75,9 @@ class _QuietServer(ThreadingHTTPServer):
 class ScriptedServer:
     """An OpenAI-compatible server whose answer to each POST is chosen by ``script(body, count)``:
     return None for a normal answer, or one of ("status", code), ("hang", seconds), ("garble",),
-    ("one_choice",), ("text", answer). Every request body and header is recorded."""
+    ("one_choice",), ("text", answer), ("echo", code) (a JSON error whose message repeats the
+    request's headers, as a careless proxy does), ("echo_text", code) (its Authorization header as plain text).
+    Every request body and header is recorded."""
 
     def __init__(self, script: Callable[[dict[str, Any], int], tuple | None] = lambda body, count: None) -> None:
         self.script = script
@@ -109,6 +122,12 @@ class ScriptedServer:
                 action = server.script(body, count)
                 if action and action[0] == "status":
                     return self._send(action[1], b'{"error": {"message": "scripted failure"}}')
+                if action and action[0] == "echo":
+                    echoed = f"bad request; headers were {dict(self.headers)}"
+                    return self._send(action[1], json.dumps({"error": {"message": echoed}}).encode())
+                if action and action[0] == "echo_text":
+                    lines = sorted(f"{k}: {v}" for k, v in self.headers.items() if k == "Authorization")
+                    return self._send(action[1], "\n".join(lines).encode())
                 if action and action[0] == "hang":
                     time.sleep(action[1])
                 if action and action[0] == "garble":

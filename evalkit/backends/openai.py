@@ -9,11 +9,14 @@ request still fails, the prompts that did finish are handed to the runner (Gener
 cached, so a rerun asks only for the rest.
 
 The API key is read from the environment variable the user names and is only ever put in the
-Authorization header: results record the variable's name, never its value.
+Authorization header: results record the variable's name, never its value. The key, the userinfo
+of the base URL and any Authorization value are cut out of every message this backend raises
+(evalkit/redaction.py): a failing server may echo the request it got, headers included.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -24,10 +27,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from evalkit.backends.base import Backend, GenerationFailed, PromptBatch, sample_seed
 from evalkit.config import BackendOptions, SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError, ModelError
+from evalkit.redaction import redact, redact_url
 
 DEFAULT_KEY_VARIABLE = "OPENAI_API_KEY"
 
@@ -89,13 +94,14 @@ class OpenAIBackend(Backend):
         # the next one: nodes that each run `vllm serve` make one evaluation, and a dead one is
         # routed around.
         self.base_urls = [u.strip().rstrip("/") for u in options.base_url.split(",") if u.strip()]
-        self.base_url = ", ".join(self.base_urls)
+        self.base_url = redact_url(", ".join(self.base_urls))  # as messages and results show it
         self._turn = itertools.count()
         self._local = threading.local()
         self._headers = {"Content-Type": "application/json"}
         key = self._api_key()
         if key:
             self._headers["Authorization"] = f"Bearer {key}"
+        self._secrets = [key or "", *_userinfo_secrets(self.base_urls)]
         self._n_supported = True
         identities = []
         for url in self.base_urls:
@@ -104,7 +110,7 @@ class OpenAIBackend(Backend):
                 {k: card.get(k) for k in ("id", "root", "owned_by", "max_model_len", "evalkit_fingerprint")}
             )
         if any(i != identities[0] for i in identities):
-            raise ModelError(f"the servers do not serve the same model: {identities}")
+            raise ModelError(self._redact(f"the servers do not serve the same model: {identities}"))
         identity = identities[0]
         self._model = model or identity["id"]
         digest = hashlib.sha256(json.dumps([self._model, options.api, identity], sort_keys=True).encode())
@@ -115,7 +121,16 @@ class OpenAIBackend(Backend):
         key = os.environ.get(variable)
         if self.options.api_key_env and not key:
             raise ConfigError(f"--api-key-env {variable}: that environment variable is not set")
+        if key and not all(c.isprintable() and not c.isspace() and ord(c) < 256 for c in key):
+            # requests would refuse the header with the key in its message
+            raise ConfigError(
+                f"the key in {variable} has spaces, line breaks or other characters a header cannot carry"
+            )
         return key
+
+    def _redact(self, text: str) -> str:
+        """The text without the key, the URLs' userinfo or any Authorization value."""
+        return redact(text, self._secrets)
 
     def _model_card(self, url: str, model: str | None) -> dict[str, Any]:
         """The server's entry for the model (GET /models): names the model when none is given and
@@ -126,11 +141,12 @@ class OpenAIBackend(Backend):
         except (ServerError, AttributeError) as exc:
             if model:
                 return {"id": model}
-            raise ModelError(f"cannot list the models of {url}: {exc}; name one with --model") from None
+            message = f"cannot list the models of {url}: {exc}; name one with --model"
+            raise ModelError(self._redact(message)) from None
         if model is None:
             if len(cards) != 1:
-                names = ", ".join(c["id"] for c in cards) or "none"
-                raise ModelError(f"{url} serves {len(cards)} models ({names}); choose one with --model")
+                names = ", ".join(str(c["id"]) for c in cards) or "none"
+                raise ModelError(self._redact(f"{url} serves {len(cards)} models ({names}); choose one with --model"))
             return cards[0]
         return next((c for c in cards if c["id"] == model), {"id": model})
 
@@ -227,7 +243,7 @@ class OpenAIBackend(Backend):
                 if attempt + 1 < attempts:
                     backoff = self.options.retry_backoff * 2**attempt * (1 + random.random() / 4)
                     time.sleep(min(exc.wait_s if exc.wait_s is not None else backoff, 60.0))
-        raise ServerError(f"{method} {path} failed {attempts} times, last: {reason}")
+        raise ServerError(self._redact(f"{method} {path} failed {attempts} times, last: {reason}"))
 
     def _attempt(self, method: str, url: str, body: dict | None) -> Any:
         requests = self._requests
@@ -237,16 +253,33 @@ class OpenAIBackend(Backend):
             )
         except requests.Timeout:
             raise _Retryable(f"no answer within {self.options.request_timeout:g} s") from None
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise _Retryable(f"cannot connect ({type(exc).__name__})") from None
+        except requests.RequestException as exc:  # an invalid URL or header: asking again would not help
+            raise ServerError(self._redact(f"{method} {url}: {type(exc).__name__}: {exc}")) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise _Retryable(f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After")))
         if response.status_code >= 400:
-            raise ServerError(f"{method} {url}: HTTP {response.status_code}: {_error_message(response)}")
+            message = f"{method} {url}: HTTP {response.status_code}: {_error_message(response, self._redact)}"
+            raise ServerError(self._redact(message))
         try:
             return response.json()
         except ValueError:
-            raise _Retryable(f"malformed response (not JSON: {response.text[:60]!r})") from None
+            # Redacted before it is cut: a key cut in half is no longer found.
+            raise _Retryable(f"malformed response (not JSON: {self._redact(response.text[:2000])[:60]!r})") from None
+
+
+def _userinfo_secrets(urls: Sequence[str]) -> list[str]:
+    """The passwords and user names in URLs, and the Basic credentials requests makes of them."""
+    secrets = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            continue
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        pair = f"{user}:{password}"
+        secrets += [password, pair, base64.b64encode(pair.encode("latin-1", errors="replace")).decode()]
+    return [s for s in secrets if len(s) >= 4]  # a one-letter password would redact every such letter
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -256,10 +289,11 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: fall back to the backoff
 
 
-def _error_message(response: Any) -> str:
+def _error_message(response: Any, redacted: Callable[[str], str]) -> str:
+    """The server's error message, redacted before it is cut to 300 characters."""
     try:
         error = response.json().get("error", {})
         message = error.get("message") if isinstance(error, dict) else str(error)
     except (ValueError, AttributeError):
         message = None
-    return " ".join(str(message or response.text or response.reason).split())[:300]
+    return redacted(" ".join(str(message or response.text[:4000] or response.reason).split()[:1000]))[:300]

@@ -27,6 +27,7 @@ import yaml
 from evalkit.errors import ConfigError
 from evalkit.scoring.judgment import Judgment, parse_label, parse_score
 from evalkit.tasks import check_template
+from evalkit.yaml_files import load_yaml
 
 _FIELDS = {"name", "description", "answer", "metric", "max_tokens", "system", "template", "pairwise"}
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
@@ -69,7 +70,7 @@ def load_rubric(path: Path) -> Rubric:
     where = f"judge rubric {path}"
     text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
