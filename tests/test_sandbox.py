@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.sandbox import _UID_BASE, execute, execute_many, processes_of
+from evalkit.sandbox import _workers, execute, execute_many, processes_of
 from tests.conftest import REPO
 from tests.hostile_programs import HOSTILE
 
@@ -15,7 +15,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="uid, network and moun
 
 
 def _sandbox_processes() -> list[int]:
-    return [pid for uid in range(_UID_BASE, _UID_BASE + 16) for pid in processes_of(uid)]
+    """Live processes under the uids of this test's sandbox workers."""
+    return [pid for uid in _workers.POOL.uids() for pid in processes_of(uid)]
 
 
 def test_basic_statuses():
@@ -49,8 +50,9 @@ def test_hostile_programs_end_with_the_right_status_and_change_nothing(tmp_path)
         assert execute("assert 2 + 2 == 4").passed, (name, "the harness no longer works")
     assert sorted(os.listdir(Path.home())) == home_before and sorted(os.listdir(REPO)) == repo_before
     assert (REPO / "pyproject.toml").is_file()
-    # Each program's working directory is removed; a worker's base folder lives until exit.
-    assert all(not any(base.iterdir()) for base in Path("/tmp").glob("evalkit-sandbox-*"))
+    # A worker keeps no folder on the host (as root), or an empty one: each program's is removed.
+    for worker in _workers.POOL._idle:
+        assert worker.base is None or not any(worker.base.iterdir()), worker.base
 
 
 def test_output_is_captured_and_capped():

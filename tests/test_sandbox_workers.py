@@ -1,0 +1,175 @@
+"""Workers survive what programs do to them: deep trees, their own death (the batch is rerun on a
+fresh worker), and a harness killed with SIGKILL (its folders are removed at the next start)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from evalkit.sandbox import _workers, execute_many, processes_of
+from tests.conftest import REPO
+
+DEEP = "import os\nfor i in range({depth}):\n    os.mkdir('d')\n    os.chdir('d')\nopen('leaf', 'w').write('x')"
+
+
+def test_a_deep_directory_tree_breaks_nothing():
+    deep = DEEP.format(depth=1500)
+    deep_scratch = "import os\nos.chdir('/tmp')\n" + DEEP.format(depth=3000)
+    results = execute_many(["assert 1", deep, deep_scratch, "assert 2 == 2"], workers=1, chunk=4, timeout_s=10)
+    assert [r.status for r in results] == ["passed"] * 4, results
+
+
+def test_a_worker_without_namespaces_removes_deep_trees_and_planted_links(tmp_path, monkeypatch):
+    """The path non-root users get: the worker's own folder, cleaned without recursion or links."""
+    monkeypatch.setattr(_workers.tempfile, "tempdir", str(tmp_path))
+    canary = tmp_path / "canary.txt"
+    canary.write_text("keep me")
+    worker = _workers.Worker(*_workers.claim_uid(), isolated=False)
+    try:
+        assert worker.base is not None and worker.base.parent == tmp_path
+        linker = f"import os\nos.symlink('{tmp_path}', 'up')\nos.symlink('{canary}', 'c')\nos.mkfifo('f')"
+        results = worker.run([DEEP.format(depth=1500), linker, "assert 1"], timeout_s=10, memory_mb=512)
+        assert [r.status for r in results] == ["passed"] * 3, results
+        assert list(worker.base.iterdir()) == []
+        assert canary.read_text() == "keep me"
+    finally:
+        worker.close()
+    assert not worker.base.exists()
+
+
+def test_iterative_removal_of_a_tree_deeper_than_the_recursion_limit(tmp_path):
+    from evalkit.sandbox._files import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    root = tmp_path / "tree"
+    # os.makedirs recurses too; build the chain one level at a time from a descriptor.
+    fd = os.open(tmp_path, os.O_RDONLY)
+    for name in ["tree"] + ["d"] * (sys.getrecursionlimit() * 3):
+        os.mkdir(name, dir_fd=fd)
+        child = os.open(name, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.symlink(outside, "link", dir_fd=fd)
+    os.mkfifo("fifo", dir_fd=fd)
+    os.close(fd)
+    assert remove_tree(root)
+    assert not root.exists()
+    assert (outside / "keep.txt").read_text() == "keep"
+
+
+def _alive(uids: set[int]) -> list[int]:
+    return [pid for uid in uids for pid in processes_of(uid)]
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_worker_that_dies_before_a_call_costs_no_verdict():
+    workers = [_workers.POOL.take() for _ in range(2)]
+    for worker in workers:
+        worker.proc.kill()
+        worker.proc.wait()
+        _workers.POOL.give(worker)
+    results = execute_many(["assert 1"] * 6 + ["assert 0"], workers=2, chunk=3)
+    assert [r.status for r in results] == ["passed"] * 6 + ["failed"], results
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="finding the running program by its uid needs root")
+def test_a_worker_that_dies_during_a_batch_costs_no_verdict():
+    programs = ["import time\ntime.sleep(0.3)\nassert True"] * 6 + ["assert False"]
+    results: list = []
+    runner = threading.Thread(target=lambda: results.extend(execute_many(programs, workers=1, chunk=7)))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not _alive(_workers.POOL.uids()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    uids = _workers.POOL.uids()
+    running = _alive(uids)
+    assert running, "no program started"
+    worker_root = _parent_of(running[0])
+    while Path(f"/proc/{_parent_of(worker_root)}/cmdline").read_bytes().find(b"_zygote.py") >= 0:
+        worker_root = _parent_of(worker_root)  # up to the worker's outermost process
+    os.kill(worker_root, signal.SIGKILL)
+    runner.join(120)
+    assert [r.status for r in results] == ["passed"] * 6 + ["failed"], results
+    assert _alive(uids) == []
+
+
+def test_stale_folders_are_removed_and_live_ones_kept(tmp_path):
+    from evalkit.sandbox._files import clean_stale_folders
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    old = time.time() - 3600
+    stale = tmp_path / "evalkit-sandbox-stale"
+    (stale / "a" / "b").mkdir(parents=True)
+    (stale / "a" / "b" / "link").symlink_to(outside)
+    locked = tmp_path / "evalkit-sandbox-locked"
+    named = tmp_path / "evalkit-sandbox-named"
+    young = tmp_path / "evalkit-sandbox-young"
+    other = tmp_path / "unrelated"
+    for folder in (locked, named, young, other):
+        folder.mkdir()
+    for folder in (stale, locked, named, other):
+        os.utime(folder, (old, old))
+    # A live run holds a lock on its folder; an older live run names its folder on its command line.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\n"
+            "time.sleep(120)",
+            str(locked),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    namer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(named)])
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        removed = clean_stale_folders(tmp_path)
+        assert removed == [str(stale)]
+        assert not stale.exists() and outside.read_text() == "keep me"
+        assert locked.is_dir() and named.is_dir() and young.is_dir() and other.is_dir()
+    finally:
+        holder.kill()
+        namer.kill()
+        holder.wait()
+        namer.wait()
+
+
+def test_a_harness_killed_with_sigkill_leaves_nothing_after_the_next_start(tmp_path):
+    """A non-isolated worker (the non-root path) and its harness are killed together; the next
+    harness to start removes their folder once it is stale, and not before."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    script = dedent("""
+        from evalkit.sandbox import _workers
+        w = _workers.Worker(*_workers.claim_uid(), isolated=False)
+        print(w.base, w.proc.pid, flush=True)
+        w.run(['import time\\ntime.sleep(100)'], timeout_s=100, memory_mb=256)
+    """)
+    harness = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE)
+    base, worker = harness.stdout.readline().decode().split()
+    base = Path(base)
+    assert base.parent == tmp_path and base.is_dir()
+    for pid in (harness.pid, int(worker)):  # the harness and its worker, killed at once
+        os.kill(pid, signal.SIGKILL)
+    harness.wait()
+    starter = [sys.executable, "-c", "from evalkit.sandbox import execute\nassert execute('assert 1').passed"]
+    # Too young to be called stale: a run that is just starting may not hold its lock yet.
+    subprocess.run(starter, env=env, check=True, timeout=120)
+    assert base.is_dir()
+    os.utime(base, (time.time() - 3600,) * 2)
+    subprocess.run(starter, env=env, check=True, timeout=120)
+    assert not base.exists()
