@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
@@ -12,6 +13,29 @@ from tests.conftest import REPO
 from tests.hostile_programs import HOSTILE
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="uid, network and mount isolation need root (as in CI)")
+
+
+def _left_on_the_host() -> list[str]:
+    """IPC objects and setuid helpers of the hostile programs, found outside the sandbox."""
+    left = [
+        line
+        for kind in ("shm", "msg", "sem")
+        for line in Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+        if line.split()[0] in {str(0x4556 + key) for key in range(4)}
+    ]
+    libc = ctypes.CDLL(None)
+    libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    queue = libc.mq_open(b"/evalkit-hostile", os.O_RDONLY, 0, None)
+    if queue >= 0:
+        left.append("POSIX queue /evalkit-hostile")
+        libc.mq_close(queue)
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"/usr/bin/su\0-c\0sleep 1000"):
+                left.append(f"su process {proc.name}")
+        except OSError:
+            continue
+    return left
 
 
 def _sandbox_processes() -> list[int]:
@@ -47,6 +71,7 @@ def test_hostile_programs_end_with_the_right_status_and_change_nothing(tmp_path)
         assert sorted(p.name for p in outside.iterdir()) == ["canary.txt"], name
         assert not Path("/tmp/evalkit-hostile.txt").exists() and not Path("/dev/shm/evalkit-hostile").exists(), name
         assert _sandbox_processes() == [], (name, "a process survived")
+        assert _left_on_the_host() == [], name
         assert execute("assert 2 + 2 == 4").passed, (name, "the harness no longer works")
     assert sorted(os.listdir(Path.home())) == home_before and sorted(os.listdir(REPO)) == repo_before
     assert (REPO / "pyproject.toml").is_file()

@@ -173,3 +173,60 @@ def test_a_harness_killed_with_sigkill_leaves_nothing_after_the_next_start(tmp_p
     os.utime(base, (time.time() - 3600,) * 2)
     subprocess.run(starter, env=env, check=True, timeout=120)
     assert not base.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids are used as root only")
+def test_a_sandbox_uid_is_claimed_by_one_live_worker_on_the_machine():
+    first, claim = _workers.claim_uid()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from evalkit.sandbox import _workers\nuid, claim = _workers.claim_uid()\nprint(uid, flush=True)\n"
+            "import time\ntime.sleep(60)",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+    )
+    try:
+        taken = int(holder.stdout.readline())
+        second, claim2 = _workers.claim_uid()
+        assert len({first, taken, second}) == 3
+        claim.close()  # a claim ends with its holder
+        assert _workers.claim_uid()[0] == first
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_path_without_a_uid_or_namespaces_still_sweeps_and_cleans(tmp_path, monkeypatch):
+    """What a non-root user gets: no uid of the worker's own, no namespaces. Processes the program
+    left (even in new sessions) come back to the fork server, a subreaper, and are killed."""
+    monkeypatch.setattr(_workers.tempfile, "tempdir", str(tmp_path))
+    marker = f"evalkit-unrooted-{os.getpid()}"
+    daemon = dedent(f"""
+        import os, subprocess
+        subprocess.Popen(['sh', '-c', 'sleep 1000; : {marker}'], start_new_session=True)
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp('sh', ['sh', '-c', 'sleep 1000; : {marker}'])
+            os._exit(0)
+        open('left', 'w').write('x')
+    """)
+    worker = _workers.Worker(-1, None, isolated=False)
+    try:
+        results = worker.run([daemon, DEEP.format(depth=1500), "assert 0"], timeout_s=10, memory_mb=512)
+        assert [r.status for r in results] == ["passed", "passed", "failed"], results
+        assert list(worker.base.iterdir()) == []
+        left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline_has(p, marker)]
+        assert left == []
+    finally:
+        worker.close()
+
+
+def _cmdline_has(proc: Path, text: str) -> bool:
+    try:
+        return text.encode() in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
