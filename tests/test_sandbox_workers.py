@@ -230,3 +230,35 @@ def _cmdline_has(proc: Path, text: str) -> bool:
         return text.encode() in (proc / "cmdline").read_bytes()
     except OSError:
         return False
+
+
+def test_a_worker_whose_harness_is_killed_stops_and_leaves_nothing(tmp_path):
+    """Only the evalkit process is killed: its worker sees its stdin close, kills the running program
+    and every process it started, and exits."""
+    marker = f"evalkit-orphaned-{os.getpid()}"
+    program = dedent(f"""
+        import subprocess, time
+        subprocess.Popen(['sh', '-c', 'sleep 1000; : {marker}'], start_new_session=True)
+        time.sleep(100)
+    """)
+    # The program travels in the environment: a marker on the harness's command line would match.
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(REPO), "EVALKIT_TEST_PROGRAM": program}
+    script = dedent("""
+        import os
+        from evalkit.sandbox import _workers
+        w = _workers.Worker(*_workers.claim_uid())
+        print(w.proc.pid, flush=True)
+        w.run([os.environ['EVALKIT_TEST_PROGRAM']], timeout_s=100, memory_mb=256)
+    """)
+    harness = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE)
+    worker = int(harness.stdout.readline())
+    deadline = time.monotonic() + 60
+    while not any(_cmdline_has(p, marker) for p in Path("/proc").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(_cmdline_has(p, marker) for p in Path("/proc").iterdir()), "the program did not start"
+    os.kill(harness.pid, signal.SIGKILL)
+    harness.wait()
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{worker}").exists(), "the worker outlived its harness"
+    assert [p for p in Path("/proc").iterdir() if _cmdline_has(p, marker)] == []

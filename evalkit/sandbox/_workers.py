@@ -41,9 +41,11 @@ def claim_uid() -> tuple[int, socket.socket | None]:
         claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             claim.bind(f"\0evalkit-sandbox-uid-{uid}")
-            return uid, claim
         except OSError:
             claim.close()
+            continue
+        kill_uid(uid)  # processes of a run killed with all its workers
+        return uid, claim
     raise OSError("every sandbox uid is in use")
 
 

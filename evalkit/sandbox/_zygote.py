@@ -27,6 +27,7 @@ sys.path.insert(0, HERE)  # -I leaves the script's folder out
 import _files  # noqa: E402
 import _fork_server  # noqa: E402
 import _isolation  # noqa: E402
+import _procs  # noqa: E402
 from _protocol import OUTPUT_HEAD, OUTPUT_TAIL  # noqa: E402
 
 sys.path.remove(HERE)  # so programs do not import from here
@@ -42,6 +43,7 @@ class Worker:
         self.isolated = uid >= 0 and namespaces and _isolation.isolate_worker()
         self.base, self.lock_fd = (None, None) if self.isolated else _files.make_locked_folder(tmpdir)
         _isolation.prctl(_isolation.PR_SET_DUMPABLE, 0)  # a program of the same uid cannot read us
+        _isolation.prctl(_isolation.PR_SET_CHILD_SUBREAPER, 1)  # orphans of a dead fork server come here
         self.sock, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent = os.getpid()
         self.server = os.fork()
@@ -132,11 +134,17 @@ class Worker:
             self.close()
 
     def close(self):
+        """Kill the fork server (its program dies with it) and whatever the program left."""
         try:
             os.kill(self.server, signal.SIGKILL)
             os.waitpid(self.server, 0)
         except OSError:
             pass
+        if self.uid >= 0:
+            _procs.kill_uid(self.uid)
+        else:
+            _procs.kill_all(lambda: _procs.children_of(os.getpid()))
+        _procs.reap()
         if self.base:
             _files.remove_tree(self.base)
 
