@@ -109,7 +109,7 @@ def remove_tree(path):
 def make_locked_folder(directory):
     """A new folder for one worker, and a descriptor holding an exclusive lock on it for as long as
     the worker lives (the lock is how a later run tells a live folder from a stale one)."""
-    path = new_folder(directory, PREFIX)
+    path = new_folder(directory, PREFIX, 0o711)  # the programs' uid may pass through, not list
     fd = os.open(path, _DIR_FLAGS)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     return path, fd
