@@ -84,3 +84,20 @@ def test_output_is_captured_and_capped():
     result = execute("print('hello')\nassert False")
     assert result.status == "failed" and result.output.startswith("hello")
     assert len(execute("print('x' * 100000)\nassert False").output) == 2000
+
+
+def test_no_input_makes_the_sandbox_raise():
+    programs = ["assert 1", b"assert 1", None, "x = '\ud800'", "\0", "(" * 100_000, "assert 2"]
+    results = execute_many(programs, workers=1, chunk=7)
+    assert [r.status for r in results] == ["passed", "error", "error", "failed", "failed", "failed", "passed"], results
+    assert results[1].reason == "not a program: bytes"
+    assert execute("while True: pass", timeout_s=-1).status == "timeout"
+    assert execute("while True: pass", timeout_s=float("nan")).status == "timeout"
+    assert execute("x = bytearray(50 << 20)", memory_mb=-5).status == "error"  # not "no limit"
+
+
+def test_the_memory_limit_counts_every_allocation():
+    """Small allocations too: a heap reserved for a thread before the limit was set must not hold them."""
+    assert execute("x = [bytearray(4096) for _ in range(20_000)]", memory_mb=64).status == "error"  # 80 MB
+    assert execute("x = bytearray(60 << 20)", memory_mb=64).status == "error"
+    assert execute("x = [bytearray(4096) for _ in range(2_000)]", memory_mb=64).passed  # 8 MB

@@ -38,10 +38,15 @@ _ATTEMPTS = 2  # runs of a program during which its worker died, before it is re
 
 def _run_batch(programs: Sequence[str], timeout_s: float, memory_mb: int) -> list[ExecResult]:
     """Programs on one worker. When the worker dies, the programs it had not answered for run on a
-    fresh one; a program during which workers died ``_ATTEMPTS`` times is reported as an error."""
+    fresh one; a program during which workers died ``_ATTEMPTS`` times is reported as an error, and
+    so is every program left when ``_ATTEMPTS`` fresh workers in a row died before starting one."""
     results: list[ExecResult | None] = [None] * len(programs)
+    for i, program in enumerate(programs):
+        if not isinstance(program, str):
+            results[i] = ExecResult("error", f"not a program: {type(program).__name__}")
     attempts = [0] * len(programs)
-    pending = list(range(len(programs)))
+    pending = [i for i, result in enumerate(results) if result is None]
+    lost_before_start = 0
     while pending:
         try:
             worker = POOL.take()
@@ -64,6 +69,11 @@ def _run_batch(programs: Sequence[str], timeout_s: float, memory_mb: int) -> lis
             POOL.give(worker)
             break
         POOL.discard(worker)
+        lost_before_start = 0 if started else lost_before_start + 1
+        if lost_before_start >= _ATTEMPTS:
+            for i in pending:
+                results[i] = ExecResult("error", f"sandbox failure: {why}")
+            break
         if pending and started:
             attempts[pending[0]] += 1
             if attempts[pending[0]] >= _ATTEMPTS:

@@ -283,6 +283,7 @@ def serve(sock, isolated, base):
     """Answer the worker's requests on ``sock`` until it closes: one message per program, with its
     code and output memory files attached. Returns when the worker closes it."""
     _isolation.prctl(_isolation.PR_SET_CHILD_SUBREAPER, 1)
+    _isolation.one_malloc_arena()  # before the loop's thread starts
     sys.unraisablehook = _server_failed
     for hook in (RUN, FAIL, PRINT, EXIT):
         os.register_at_fork(after_in_child=hook)

@@ -103,6 +103,13 @@ def isolate_program(uid):
     return WORK
 
 
+def one_malloc_arena():
+    """glibc gives each new thread its own heap, reserved up front: allocations inside it escape
+    RLIMIT_AS. Programs start in such a thread, so the fork server keeps every thread on the main
+    heap, whose growth the limit counts (M_ARENA_MAX = 1)."""
+    _libc.mallopt(-8, 1)
+
+
 def drop_privileges(uid):
     os.setgroups([])
     os.setresgid(uid, uid, uid)

@@ -99,11 +99,12 @@ class Worker:
     def run(self, programs: Sequence[str], timeout_s: float, memory_mb: int) -> list[ExecResult]:
         """Programs one after the other, each in its own process; one request, one answer each.
         Raises WorkerLost (with the results so far) when the worker dies or stalls."""
+        timeout_s = timeout_s if timeout_s > 0 else 0.0  # a negative or NaN limit is no time at all
         cpu_s = max(1, int(timeout_s + 1))
         limits = {
             "timeout_s": timeout_s,
             "cpu_s": cpu_s,
-            "as_bytes": memory_mb << 20,
+            "as_bytes": max(1, int(memory_mb)) << 20,  # a negative limit would mean none
             "file_bytes": OUTPUT_LIMIT,
             "nproc": MAX_PROCESSES,
         }
