@@ -31,6 +31,7 @@ import _procs  # noqa: E402
 from _protocol import OUTPUT_HEAD, OUTPUT_TAIL  # noqa: E402
 
 sys.path.remove(HERE)  # so programs do not import from here
+AHEAD = 4  # programs handed to the fork server ahead of their answers
 
 
 class HarnessGone(Exception):
@@ -93,7 +94,9 @@ class Worker:
                 raise HarnessGone
             self.pending += chunk
 
-    def run(self, req):
+    def submit(self, req):
+        """Compile one program and hand it to the fork server; the memory file its output will be
+        in, or the answer itself when it does not compile."""
         try:
             code = marshal.dumps(compile(req.pop("program"), "program.py", "exec"))
         except Exception as exc:  # a syntax error, null bytes, a program too deep to compile...
@@ -106,17 +109,38 @@ class Worker:
                 view = view[os.write(code_fd, view) :]
             req["uid"] = self.uid
             socket.send_fds(self.sock, [json.dumps(req).encode()], [code_fd, out_fd])
+        except BaseException:
+            os.close(out_fd)
+            raise
+        finally:
             os.close(code_fd)
-            code_fd = -1
-            reply = self._await_server(req["timeout_s"] + 30.0)
+        return out_fd
+
+    def collect(self, out_fd, timeout_s):
+        """The fork server's answer for the oldest program handed to it, with its output."""
+        try:
+            reply = self._await_server(timeout_s + 30.0)
             size = os.fstat(out_fd).st_size
             head = os.pread(out_fd, 4 * OUTPUT_HEAD, 0).decode("utf-8", errors="replace")[:OUTPUT_HEAD]
             tail = os.pread(out_fd, OUTPUT_TAIL, max(0, size - OUTPUT_TAIL)).decode("utf-8", errors="replace")
         finally:
-            for fd in (code_fd, out_fd):
-                if fd >= 0:
-                    os.close(fd)
+            os.close(out_fd)
         return {**reply, "output": head, "tail": tail}
+
+    def run_batch(self, reqs, reply):
+        """One answer line per program, in order, as soon as it is known. Up to ``AHEAD`` programs
+        wait at the fork server, which then goes from one program to the next without waiting for
+        this process."""
+        handed = []  # (out_fd or answer, timeout) in program order, not yet answered
+        pending = list(reqs)
+        while pending or handed:
+            while pending and sum(isinstance(h, int) for h, _ in handed) < AHEAD:
+                req = pending.pop(0)
+                handed.append((self.submit(req), req["timeout_s"]))
+            first, timeout_s = handed.pop(0)
+            answer = self.collect(first, timeout_s) if isinstance(first, int) else first
+            reply.write((json.dumps(answer) + "\n").encode())
+            reply.flush()
 
     def serve(self):
         reply = sys.stdout.buffer
@@ -125,9 +149,7 @@ class Worker:
         reply.flush()
         try:
             while (line := self._read_line()) is not None:
-                for req in json.loads(line):  # one answer per program, as soon as it is known
-                    reply.write((json.dumps(self.run(req)) + "\n").encode())
-                    reply.flush()
+                self.run_batch(json.loads(line), reply)
         except (HarnessGone, BrokenPipeError):
             pass
         finally:
