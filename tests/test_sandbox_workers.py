@@ -262,3 +262,54 @@ def test_a_worker_whose_harness_is_killed_stops_and_leaves_nothing(tmp_path):
         time.sleep(0.05)
     assert not Path(f"/proc/{worker}").exists(), "the worker outlived its harness"
     assert [p for p in Path("/proc").iterdir() if _cmdline_has(p, marker)] == []
+
+
+# Run as root in a private mount namespace: expose the Python prefix the way a worker does, give
+# nobody a /tmp, then become nobody and run CODE with the checkout importable.
+_AS_NOBODY = """
+import os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "evalkit", "sandbox"))
+import _isolation
+if _isolation._libc.unshare(_isolation.CLONE_NEWNS) != 0:
+    sys.exit(77)
+_isolation._mount(b"none", "/", None, _isolation.MS_REC | _isolation.MS_PRIVATE)
+_isolation._expose(sys.base_prefix)
+_isolation._mount(b"tmpfs", "/tmp", b"tmpfs", 0, b"mode=1777")
+os.chdir("/tmp")
+_isolation.drop_privileges(65534)
+if not os.access(os.path.join(sys.argv[1], "evalkit", "__init__.py"), os.R_OK):
+    sys.exit(77)  # a checkout nobody can read
+env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "PYTHONPATH": sys.argv[1]}
+os.execve(sys.executable, [sys.executable, "-c", sys.argv[2]], env)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root")
+def test_a_user_without_root_gets_a_working_sandbox():
+    code = dedent("""
+        import os, subprocess
+        from evalkit.sandbox import execute_many
+        from evalkit.sandbox._procs import processes_of
+        assert os.getuid() == 65534
+        programs = [
+            "assert 1",
+            "assert 0",
+            "import os\\nos._exit(0)",
+            "while True: pass",
+            "import subprocess\\nsubprocess.Popen(['sleep', '77'], start_new_session=True)",
+            "x = bytearray(3 << 30)",
+            "import sys\\nsys._getframe(1)",
+        ]
+        print(" ".join(r.status for r in execute_many(programs, timeout_s=1, workers=1)))
+        left = [p for p in processes_of(65534) if open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\\x0077\\x00"]
+        print(len(left))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _AS_NOBODY, str(REPO), code], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode == 77:
+        pytest.skip("no mount namespace here, or a checkout nobody can read")
+    assert done.returncode == 0, done.stderr[-2000:]
+    statuses, processes = done.stdout.split("\n")[:2]
+    assert statuses.split() == ["passed", "failed", "failed", "timeout", "passed", "error", "failed"]
+    assert processes == "0", "the program's daemon outlived it"
