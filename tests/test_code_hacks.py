@@ -11,6 +11,7 @@ import pytest
 
 from evalkit.data import read_records
 from evalkit.metrics import METRICS
+from evalkit.metrics.directions import direction
 from evalkit.sandbox import execute
 from evalkit.scoring.code import humaneval_program, humaneval_solution
 from evalkit.scoring.code_hacks import KINDS, called_names, find_hacks
@@ -211,6 +212,7 @@ def test_the_opt_in_metric_reports_the_share_of_flagged_samples(humaneval, share
     assert result.per_sample[0] == {"hacks": ""} and result.per_sample[1]["hacks"].startswith("always-equal (line")
     rows = {r["task_id"]: r for r in map(json.loads, (shared_data / "mbpp" / "mbpp.jsonl").read_text().splitlines())}
     assert metric([rows[126]["code"]], rows[126], None).per_doc == {"hack_flagged": 0.0}
+    assert direction("hack_flagged") == "lower"  # compare and check read a rise as a regression
 
 
 def test_code_that_does_not_parse_is_left_to_the_sandbox():
