@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit.sandbox._files import clean_stale_folders, remove_tree
+from evalkit.sandbox._isolation import PR_SET_DUMPABLE, prctl
 from evalkit.sandbox._procs import kill_uid
 from evalkit.sandbox._verdicts import ExecResult, verdict
 
@@ -146,7 +147,7 @@ class Pool:
         self._uids: list[tuple[int, socket.socket | None]] = []
         self._live: set[int] = set()
         self._lock = threading.Lock()
-        self._cleaned = False
+        self._started = False
         atexit.register(self.close)
 
     def take(self) -> Worker:
@@ -157,9 +158,13 @@ class Pool:
                 if worker.proc.poll() is None:
                     return worker
                 dead.append(worker)  # died while idle
-            if not self._cleaned:  # folders of runs killed before they could remove them
-                self._cleaned = True
-                clean_stale_folders(tempfile.gettempdir())
+            if not self._started:
+                self._started = True
+                clean_stale_folders(tempfile.gettempdir())  # folders of runs killed before they could
+                if os.geteuid() != 0:
+                    # Programs will run as this user: keep this process's memory, descriptors and
+                    # environment (API keys) out of their reach through /proc.
+                    prctl(PR_SET_DUMPABLE, 0)
             reused = self._uids.pop() if self._uids else None
         for worker in dead:
             self.discard(worker)
