@@ -160,7 +160,7 @@ class Pool:
                 dead.append(worker)  # died while idle
             if not self._started:
                 self._started = True
-                clean_stale_folders(tempfile.gettempdir())  # folders of runs killed before they could
+                clean_stale_folders(tempfile.gettempdir())  # left by runs killed with their workers
                 if os.geteuid() != 0:
                     # Programs will run as this user: keep this process's memory, descriptors and
                     # environment (API keys) out of their reach through /proc.
