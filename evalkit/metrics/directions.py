@@ -14,7 +14,7 @@ Direction = Literal["higher", "lower", "none"]
 Kind = Literal["quality", "diversity", "other"]
 
 _LOWER_IS_BETTER = frozenset(
-    {"self_bleu", "perplexity", "nll", "asr", "asr_keyword", "refusal_rate_harmful", "drift_kl"}
+    {"self_bleu", "perplexity", "nll", "asr", "asr_keyword", "refusal_rate_harmful", "drift_kl", "hack_flagged"}
 )
 # reference_reward scores the fixed reference answer: it says nothing about the model under test.
 # *_unparsed count the judge's unreadable answers: about the judge, not the model under test.

@@ -145,6 +145,22 @@ def _mbpp_exec(completions: Sequence[str], doc: dict[str, Any], answer_field: st
     return _code_pass_at_k(completions, [mbpp_program(doc, c) for c in completions])
 
 
+@METRICS.register("code_hacks")
+def _code_hacks(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+    """Opt-in, for HumanEval and MBPP documents (add it to the task's metrics): the share of samples
+    whose code holds a construct that games tests (evalkit.scoring.code_hacks), and each sample's."""
+    from evalkit.scoring.code import extract_code, humaneval_solution
+    from evalkit.scoring.code_hacks import called_names, find_hacks
+
+    if "entry_point" in doc:
+        flags = [find_hacks(humaneval_solution(doc, c), {doc["entry_point"]}) for c in completions]
+    else:
+        names = called_names("\n".join(doc["test_list"]))
+        flags = [find_hacks(extract_code(c), names) for c in completions]
+    per_sample = [{"hacks": ", ".join(f"{h.kind} (line {h.line})" for h in found)} for found in flags]
+    return MetricResult({"hack_flagged": 100.0 * sum(map(bool, flags)) / len(flags)}, per_sample)
+
+
 # Metrics over model-backed scores: the runner's judges (evalkit.judges) put them in the document
 # as underscore fields before metrics run, so these stay pure functions.
 

@@ -1,227 +1,179 @@
-"""A fork server for one sandbox worker (started by evalkit.sandbox as `python -I -S`, never imported).
+"""One sandbox worker (started by evalkit.sandbox as `python -I -S _zygote.py UID TMPDIR`, never
+imported). It holds the batches of programs and reports on them; it never runs one.
 
-Set-up, once per worker: when started as root, the zygote moves into a private network namespace
-(no interfaces) and a private mount namespace in which /tmp, /var/tmp, /dev/shm and /run/lock are
-fresh tmpfs mounts, the worker's base directory is bind-mounted at /tmp/work, and the Python
-prefix at /tmp/.evalkit-python (readable by the unprivileged uid even when Python lives under
-/root). Nothing a program does there reaches the host.
+Set-up, once: as root (UID >= 0), a network namespace without interfaces and a private mount
+namespace in which every mount is nosuid (evalkit/sandbox/_isolation.py); without namespaces (not
+root, or refused, or ``--no-namespaces``), a folder of its own under TMPDIR, locked while it lives.
+Then, before reading any program, it forks the fork server (evalkit/sandbox/_fork_server.py), the
+process every program is forked from.
 
-Then, per request (a JSON line on stdin), it makes an empty working folder and forks a child that
-starts its own session, drops to the worker's uid, sets its resource limits and executes the
-program in fresh globals, reporting completion on a pipe with a nonce the program never sees (so
-`sys.exit(0)` or `os._exit(0)` before the tests finish cannot pass). The zygote waits for the
-child up to the time limit, kills its session and every process left under the uid, removes the
-folder and what the uid left in the scratch mounts, and answers with one JSON line. The whole
-cycle runs here, in one process per worker, so the caller only writes a request and reads a reply.
+Per request (a JSON line on stdin: a list of programs and their limits) it compiles each program
+(a syntax error is answered here), hands its marshalled code and an output memory file to the fork
+server, and answers one JSON line per program: the wait status, CPU time, whether the time limit
+struck, and the start and end of the output, read from its own descriptor of the memory file (no
+path is ever opened where a program could plant a link or a FIFO).
 """
 
 import json
+import marshal
 import os
-import resource
 import select
-import shutil
 import signal
+import socket
 import sys
-import tempfile
-import time
 
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_BIND, MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV = 0x1000, 0x4000, 0x40000, 0x2, 0x4
-SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
-WORK, PYTHON = "/tmp/work", "/tmp/.evalkit-python"
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # -I leaves the script's folder out
+import _files  # noqa: E402
+import _fork_server  # noqa: E402
+import _isolation  # noqa: E402
+import _procs  # noqa: E402
+from _protocol import OUTPUT_HEAD, OUTPUT_TAIL  # noqa: E402
 
-
-def _isolate(base):
-    """Private namespaces; returns the path under which the base directory is seen."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET | CLONE_NEWNS) != 0:
-        return base
-    libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
-    base_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
-    for path in SCRATCH:
-        if os.path.isdir(path):
-            libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=64m,mode=1777")
-    os.mkdir(WORK, 0o711)
-    if libc.mount(f"/proc/self/fd/{base_fd}".encode(), WORK.encode(), None, MS_BIND, None) != 0:
-        return base
-    os.close(base_fd)
-    prefix = sys.base_prefix
-    if not prefix.startswith("/usr"):
-        os.mkdir(PYTHON, 0o755)
-        if libc.mount(prefix.encode(), PYTHON.encode(), None, MS_BIND | MS_REC, None) == 0:
-            _repath(prefix, PYTHON)
-    return WORK
+sys.path.remove(HERE)  # so programs do not import from here
+AHEAD = 4  # programs handed to the fork server ahead of their answers
 
 
-def _repath(old, new):
-    sys.path[:] = [p.replace(old, new, 1) if p.startswith(old) else p for p in sys.path]
-    for module in list(sys.modules.values()):  # packages already imported (encodings, ...)
-        path = getattr(module, "__path__", None)
-        if isinstance(path, list):
-            path[:] = [p.replace(old, new, 1) if p.startswith(old) else p for p in path]
+class HarnessGone(Exception):
+    """stdin closed: the process that started this worker is gone."""
 
 
-def _child(req, code, report_fd, uid, workdir):
-    os.setsid()
-    os.chdir(workdir)
-    out = os.open(".output", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.closerange(3, report_fd)
-    os.closerange(report_fd + 1, 1 << 16)
-    if uid >= 0:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    os.environ["HOME"] = os.environ["TMPDIR"] = workdir  # the rest of the environment: PATH, PYTHONHASHSEED
-    for limit, value in (
-        (resource.RLIMIT_CPU, req["cpu_s"]),
-        (resource.RLIMIT_AS, req["as_bytes"]),
-        (resource.RLIMIT_FSIZE, req["file_bytes"]),
-        (resource.RLIMIT_NPROC, req["nproc"]),
-        (resource.RLIMIT_CORE, 0),
-    ):
-        resource.setrlimit(limit, (value, value))
-    write, real_exit, streams = os.write, os._exit, (sys.stdout, sys.stderr)  # before the program can patch them
+class Worker:
+    def __init__(self, uid, tmpdir, namespaces):
+        self.uid = uid
+        self.isolated = uid >= 0 and namespaces and _isolation.isolate_worker()
+        self.base, self.lock_fd = (None, None) if self.isolated else _files.make_locked_folder(tmpdir)
+        _isolation.prctl(_isolation.PR_SET_DUMPABLE, 0)  # a program of the same uid cannot read us
+        _isolation.prctl(_isolation.PR_SET_CHILD_SUBREAPER, 1)  # orphans of a dead fork server come here
+        self.sock, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent = os.getpid()
+        self.server = os.fork()
+        if self.server == 0:
+            self._become_server(server_end, parent)
+        server_end.close()
+        self.pending = b""  # bytes read from stdin beyond the current request
 
-    def finish(report, code):
-        for stream in streams:
-            try:
-                stream.flush()
-            except BaseException:  # a broken or size-limited stream: output lost, verdict kept
-                pass
-        write(report_fd, report.encode(errors="replace") + b"\n")
-        real_exit(code)
-
-    try:
-        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
-    except SystemExit as exc:
-        finish(f"exit {exc.code!r}", 1)
-    except MemoryError:
-        finish("memory", 1)
-    except BaseException as exc:  # the program's own failure: an assertion, an exception
-        finish(f"raised {type(exc).__name__}: {exc}".replace("\n", " ")[:300], 1)
-    finish(f"done {req['nonce']}", 0)
-
-
-def _clean_scratch(uid):
-    """Remove what the worker's uid left in the private scratch mounts (root-owned entries, such as
-    the work and Python bind mounts, are never touched)."""
-    for path in SCRATCH:
+    def _become_server(self, server_end, parent):
         try:
-            entries = list(os.scandir(path))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.stat(follow_symlinks=False).st_uid != uid:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                else:
-                    os.unlink(entry.path)
-            except OSError:
-                pass
-
-
-def processes_of(uid):
-    """Live (not zombie) processes running as ``uid``."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            with open(entry.path + "/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != b"Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-def kill_uid(uid, patience_s=5.0):
-    """Stop, then kill, every process of the sandbox uid until none is left (a fork bomb refills
-    while its members are killed one by one)."""
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
-        pids = processes_of(uid)
-        if not pids:
-            return
-        for sig in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except OSError:
-                    pass
-
-
-def _run(req, uid, base):
-    """One program, start to finish: returns the reply for the parent."""
-    try:
-        # Compiled here, before the fork: parsing executes nothing, and a child that compiles pays
-        # for the parser's first allocations on fresh pages (about a millisecond per program).
-        code = compile(req["program"], "program.py", "exec")
-    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
-        message = f"raised {type(exc).__name__}: {exc}".replace("\n", " ")[:300]
-        return {"code": 1, "report": message, "timed_out": False, "output": ""}
-    workdir = tempfile.mkdtemp(dir=base)
-    if uid >= 0:
-        os.chown(workdir, uid, uid)
-    read_fd, report_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            _child(req, code, report_fd, uid, workdir)
+            _isolation.prctl(_isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+            self.sock.close()
+            if self.lock_fd is not None:
+                os.close(self.lock_fd)  # the lock lives and dies with the worker alone
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)  # so is the reply pipe
+            os.close(null)
+            _fork_server.serve(server_end, self.isolated, str(self.base) if self.base else None)
         finally:
-            os._exit(70)
-    os.close(report_fd)
-    pidfd = os.pidfd_open(pid)
-    timed_out = not select.select([pidfd], [], [], req["timeout_s"])[0]
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the program's whole session, whether or not it finished
-    except OSError:
-        pass
-    if uid >= 0:
-        kill_uid(uid)
-    _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
-    os.set_blocking(read_fd, False)
-    try:
-        report = os.read(read_fd, 4096).decode("utf-8", errors="replace")
-    except BlockingIOError:
-        report = ""
-    os.close(read_fd)
-    try:
-        with open(os.path.join(workdir, ".output"), "rb") as f:
-            output = f.read(2000).decode("utf-8", errors="replace")
-    except OSError:
-        output = ""
-    shutil.rmtree(workdir, ignore_errors=True)
-    if uid >= 0:
-        _clean_scratch(uid)
-    code = os.waitstatus_to_exitcode(status)
-    first = report.strip().split("\n")[0]
-    return {"code": code, "report": first, "timed_out": timed_out, "output": output}
+            os._exit(0)
+
+    def _read_line(self):
+        while b"\n" not in self.pending:
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line
+
+    def _await_server(self, limit_s):
+        """The fork server's answer, watching stdin meanwhile: if the harness goes, so do we."""
+        while True:
+            ready = select.select([self.sock, 0], [], [], limit_s)[0]
+            if not ready:
+                raise OSError("the fork server did not answer")
+            if self.sock in ready:
+                answer = self.sock.recv(1 << 16)
+                if not answer:
+                    raise OSError("the fork server exited")
+                return json.loads(answer)
+            chunk = os.read(0, 1 << 16)
+            if not chunk:
+                raise HarnessGone
+            self.pending += chunk
+
+    def submit(self, req):
+        """Compile one program and hand it to the fork server; the memory file its output will be
+        in, or the answer itself when it does not compile."""
+        try:
+            code = marshal.dumps(compile(req.pop("program"), "program.py", "exec"))
+        except Exception as exc:  # a syntax error, null bytes, a program too deep to compile...
+            return {"compile_error": f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]}
+        code_fd = os.memfd_create("program", os.MFD_CLOEXEC)
+        out_fd = os.memfd_create("output", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(code)
+            while view:
+                view = view[os.write(code_fd, view) :]
+            req["uid"] = self.uid
+            socket.send_fds(self.sock, [json.dumps(req).encode()], [code_fd, out_fd])
+        except BaseException:
+            os.close(out_fd)
+            raise
+        finally:
+            os.close(code_fd)
+        return out_fd
+
+    def collect(self, out_fd, timeout_s):
+        """The fork server's answer for the oldest program handed to it, with its output."""
+        try:
+            reply = self._await_server(timeout_s + 30.0)
+            size = os.fstat(out_fd).st_size
+            head = os.pread(out_fd, 4 * OUTPUT_HEAD, 0).decode("utf-8", errors="replace")[:OUTPUT_HEAD]
+            tail = os.pread(out_fd, OUTPUT_TAIL, max(0, size - OUTPUT_TAIL)).decode("utf-8", errors="replace")
+        finally:
+            os.close(out_fd)
+        return {**reply, "output": head, "tail": tail}
+
+    def run_batch(self, reqs, reply):
+        """One answer line per program, in order, as soon as it is known. Up to ``AHEAD`` programs
+        wait at the fork server, which then goes from one program to the next without waiting for
+        this process."""
+        handed = []  # (out_fd or answer, timeout) in program order, not yet answered
+        pending = list(reqs)
+        while pending or handed:
+            while pending and sum(isinstance(h, int) for h, _ in handed) < AHEAD:
+                req = pending.pop(0)
+                handed.append((self.submit(req), req["timeout_s"]))
+            first, timeout_s = handed.pop(0)
+            answer = self.collect(first, timeout_s) if isinstance(first, int) else first
+            reply.write((json.dumps(answer) + "\n").encode())
+            reply.flush()
+
+    def serve(self):
+        reply = sys.stdout.buffer
+        ready = {"isolated": bool(self.isolated), "base": str(self.base) if self.base else None}
+        reply.write(f"ready {json.dumps(ready)}\n".encode())
+        reply.flush()
+        try:
+            while (line := self._read_line()) is not None:
+                self.run_batch(json.loads(line), reply)
+        except (HarnessGone, BrokenPipeError):
+            pass
+        finally:
+            self.close()
+
+    def close(self):
+        """Kill the fork server (its program dies with it) and whatever the program left."""
+        try:
+            os.kill(self.server, signal.SIGKILL)
+            os.waitpid(self.server, 0)
+        except OSError:
+            pass
+        if self.uid >= 0:
+            _procs.kill_uid(self.uid)
+        else:
+            _procs.kill_all(lambda: _procs.children_of(os.getpid()))
+        _procs.reap()
+        if self.base:
+            _files.remove_tree(self.base)
 
 
 def main():
-    uid, base = int(sys.argv[1]), sys.argv[2]
-    seen_base = _isolate(base) if uid >= 0 else base
-    reply = sys.stdout.buffer
-    reply.write(b"ready\n")
-    reply.flush()
-    for line in sys.stdin.buffer:  # a request is a list of programs, answered by a list of replies
-        replies = [_run(req, uid, seen_base) for req in json.loads(line)]
-        reply.write((json.dumps(replies) + "\n").encode())
-        reply.flush()
+    uid, tmpdir = int(sys.argv[1]), sys.argv[2]
+    Worker(uid, tmpdir, namespaces="--no-namespaces" not in sys.argv[3:]).serve()
 
 
 if __name__ == "__main__":

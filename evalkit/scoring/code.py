@@ -25,18 +25,20 @@ def _defines(code: str, name: str) -> bool:
     return re.search(rf"^\s*def\s+{re.escape(name)}\s*\(", code, re.MULTILINE) is not None
 
 
-def humaneval_program(doc: dict, completion: str) -> str:
-    """HumanEval: the prompt (imports, helpers, signature, docstring), the model's code, the tests.
+def humaneval_solution(doc: dict, completion: str) -> str:
+    """HumanEval: the prompt (imports, helpers, signature, docstring) and the model's code.
 
     A reply that writes the whole function replaces the prompt's stub; otherwise the completion is
     the body that continues the prompt, cut at the next top-level statement."""
     code = extract_code(completion)
-    entry = doc["entry_point"]
-    if _defines(code, entry):
-        solution = doc["prompt"] + "    pass\n\n" + code
-    else:
-        solution = doc["prompt"] + truncate_continuation(code)
-    return f"{solution}\n\n{doc['test']}\n\ncheck({entry})\n"
+    if _defines(code, doc["entry_point"]):
+        return doc["prompt"] + "    pass\n\n" + code
+    return doc["prompt"] + truncate_continuation(code)
+
+
+def humaneval_program(doc: dict, completion: str) -> str:
+    """HumanEval: the solution (``humaneval_solution``), then the tests."""
+    return f"{humaneval_solution(doc, completion)}\n\n{doc['test']}\n\ncheck({doc['entry_point']})\n"
 
 
 def mbpp_program(doc: dict, completion: str) -> str:
