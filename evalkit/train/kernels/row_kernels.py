@@ -112,7 +112,10 @@ def _forward_kernel(
     elif KIND == TOFU:
         log_s = tl.log(s_q)
         p = tl.minimum(tl.maximum(tl.exp((z_y - m) - tl.log(s_p)), 1e-12), 1.0)
-        coef = _pow(1.0 - p, gamma) - gamma * p * _pow(1.0 - p, gamma - 1.0) * tl.log(p)
+        # gamma p (1 - p)^(gamma - 1) log p tends to 0 as p -> 1 (for every gamma >= 0); at p = 1
+        # and gamma < 1 the product would read inf * 0.
+        second = gamma * p * _pow(1.0 - p, gamma - 1.0) * tl.log(p)
+        coef = _pow(1.0 - p, gamma) - tl.where((gamma == 0.0) | (p >= 1.0), 0.0, second)
         loss = coef * (beta * log_s + (m - z_y))
     elif KIND == FOCAL:
         log_s = tl.log(s_p)
@@ -196,7 +199,7 @@ def _launch_config(vocab: int, block: int | None) -> tuple[int, int]:
 def _check_rows(z: torch.Tensor, y: torch.Tensor) -> None:
     if z.dim() != 2 or z.stride(-1) != 1 or y.shape != z.shape[:1] or y.dtype != torch.long:
         raise ValueError(
-            f"expected rows z [n, V] with unit column stride and int64 labels [n], got {tuple(z.shape)}, {tuple(y.shape)}"
+            f"expected rows z [n, V] (unit column stride) and int64 labels [n], got {tuple(z.shape)}, {tuple(y.shape)}"
         )
 
 
