@@ -43,9 +43,9 @@ def choose_impl(spec: LossSpec, device_type: str) -> tuple[Impl, str | None]:
     """The implementation `impl="auto"` runs for this loss on this device, and why not a faster one."""
     from evalkit.train.kernels import unavailable_reason
 
-    triton_missing = unavailable_reason(device_type)
     if device_type != "cuda":
         return "torch", None
+    triton_missing = unavailable_reason(device_type)
     if triton_missing is not None:
         return "torch", triton_missing
     if spec.kind == "tempered_ce":

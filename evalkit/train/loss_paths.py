@@ -137,19 +137,19 @@ def choose_loss_path(config: TrainConfig, model: Any, device: torch.device, prob
     from evalkit.train.kernels import unavailable_reason
 
     spec = spec_of(config)
-    triton_missing = unavailable_reason(device.type)
-    on_logits = (
-        LossPath("triton", "Triton row kernels on the logits", spec, triton_loss(spec))
-        if triton_missing is None and (device.type == "cuda" or config.loss_path == "triton")
-        else LossPath("torch", "chunked torch on the logits (evalkit.train.losses)", spec, torch_loss(config))
-    )
     requested = config.loss_path
+    torch_path = LossPath("torch", "chunked torch on the logits (evalkit.train.losses)", spec, torch_loss(config))
     if requested == "torch" or (requested == "auto" and device.type != "cuda"):
-        return LossPath("torch", "chunked torch on the logits (evalkit.train.losses)", spec, torch_loss(config))
+        return torch_path  # on CPU, Triton is not even imported
+    triton_path = LossPath("triton", "Triton row kernels on the logits", spec, triton_loss(spec))
     if requested == "triton":
-        if triton_missing is not None:
-            raise ConfigError(f"--loss-path triton: {triton_missing}")
-        return on_logits
+        missing = unavailable_reason(device.type)
+        if missing is not None:
+            raise ConfigError(f"--loss-path triton: {missing}")
+        return triton_path
+    # fused-linear, asked for or (auto) on a GPU; the logits path it falls back to, and evaluates with
+    triton_missing = unavailable_reason(device.type) if device.type == "cuda" else None
+    on_logits = triton_path if device.type == "cuda" and triton_missing is None else torch_path
     reason = fused_unsupported_reason(config, model, device, probe_ids)
     if reason is not None:
         if requested == "fused-linear":
