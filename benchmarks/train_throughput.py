@@ -10,9 +10,12 @@ in a fresh process, the sides alternating, in one invocation:
 * plain: `transformers.Trainer` on the model with the labels in the batch, so the model computes
   its own CE (transformers' ForCausalLMLoss) and nothing else is added.
 
-tokens/s: the non-pad tokens of all examples times the epochs over the Trainer's `train_runtime`
-(the training loop; model loading, evalkit's fixed-set losses before and after, and saving the
-checkpoint are outside it; both sides save). Peak memory: on a GPU `torch.cuda.max_memory_allocated` over the run,
+tokens/s: the non-pad tokens of all examples times the epochs over the wall time of
+`Trainer.train` (the training loop, timed the same way on both sides by wrapping the method both
+Trainers inherit; model loading, evalkit's fixed-set losses before and after, and saving the
+checkpoint are outside it; both sides save). Tokens per CPU second (all threads of the process,
+same scope) are printed too: on a shared CPU machine they move less with other jobs than wall
+time does. Peak memory: on a GPU `torch.cuda.max_memory_allocated` over the run,
 model included; on CPU the growth of the process's peak RSS from before the model is loaded. On a
 GPU each process first runs a 3-step warm-up (CUDA context, cuBLAS, Triton compilation) whose
 time and memory are not counted.
@@ -61,7 +64,7 @@ def _config(opts: argparse.Namespace, output_dir: str, loss: str, max_steps: int
     )
 
 
-def _plain_trainer_run(config) -> float:
+def _plain_trainer_run(config) -> None:
     """A plain Trainer with the model's own CE; the TrainingArguments are those `train` builds."""
     from functools import partial
 
@@ -98,9 +101,40 @@ def _plain_trainer_run(config) -> float:
     trainer = Trainer(
         model=model, args=args, train_dataset=examples, data_collator=partial(collate, pad_id=tokenizer.pad_token_id)
     )
-    runtime = trainer.train().metrics["train_runtime"]
+    trainer.train()
     trainer.save_model()  # as `evalkit train` saves its checkpoint (outside the timed loop on both sides)
-    return runtime
+
+
+def _time_trainer_loops() -> list[tuple[float, float]]:
+    """Wrap Trainer.train (both sides' Trainers inherit it) to record each call's wall and CPU seconds.
+
+    CPU seconds (all threads of the process) move less than wall time when other jobs share the
+    machine's cores; on a GPU they mean little and only the wall time is reported."""
+    import resource
+    import time
+
+    from transformers import Trainer
+
+    loops: list[tuple[float, float]] = []
+    original = Trainer.train
+
+    def cpu_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def timed(self, *args, **kwargs):
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        result = original(self, *args, **kwargs)
+        if torch_cuda_sync is not None:
+            torch_cuda_sync()
+        loops.append((time.perf_counter() - wall, cpu_seconds() - cpu))
+        return result
+
+    import torch
+
+    torch_cuda_sync = torch.cuda.synchronize if torch.cuda.is_available() else None
+    Trainer.train = timed
+    return loops
 
 
 def child(side: str, opts: argparse.Namespace) -> dict:
@@ -115,14 +149,15 @@ def child(side: str, opts: argparse.Namespace) -> dict:
 
     cuda = torch.cuda.is_available()
     loss = opts.loss if side == "evalkit" else "ce"
+    loops = _time_trainer_loops()
 
-    def run(max_steps: int) -> tuple[float, str]:
+    def run(max_steps: int) -> str:
         with tempfile.TemporaryDirectory(prefix="train-throughput-") as out:
             config = _config(opts, out, loss, max_steps)
             if side == "evalkit":
-                info = train(config)
-                return info["train_runtime_s"], info["loss_path"]
-            return _plain_trainer_run(config), "model's own CE"
+                return train(config)["loss_path"]
+            _plain_trainer_run(config)
+            return "model's own CE"
 
     if cuda:
         run(3)  # warm-up, not counted
@@ -132,16 +167,17 @@ def child(side: str, opts: argparse.Namespace) -> dict:
         before = torch.cuda.memory_allocated()
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    runtime, path = run(-1)
+    path = run(-1)
     if cuda:
         peak = torch.cuda.max_memory_allocated() - before
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    wall, cpu = loops[-1]
     _, source = resolve_model(opts.model)
     examples, _ = prepare_examples(_config(opts, "unused", loss, -1), AutoTokenizer.from_pretrained(source))
     tokens = sum(len(e.input_ids) for e in examples) * opts.epochs
     device = torch.cuda.get_device_name() if cuda else "CPU"
-    return {"tokens": tokens, "seconds": runtime, "peak_bytes": peak, "device": device, "path": path}
+    return {"tokens": tokens, "seconds": wall, "cpu_seconds": cpu, "peak_bytes": peak, "device": device, "path": path}
 
 
 def _measure(side: str, opts: argparse.Namespace) -> dict:
@@ -191,15 +227,24 @@ def main() -> None:
         f"({first['path']} path) against a plain Trainer with the model's CE; medians of {opts.repeats}"
     )
     summary = {}
-    print(f"{'side':<10}{'tokens/s':>12}{'train s':>10}{'peak MiB':>10}   runs (tokens/s)")
+    print(f"{'side':<10}{'tokens/s':>10}{'train s':>9}{'tok/CPU s':>11}{'peak MiB':>10}   runs (tokens/s)")
     for side, rows in runs.items():
         rates = [r["tokens"] / r["seconds"] for r in rows]
-        summary[side] = (statistics.median(rates), statistics.median(r["peak_bytes"] for r in rows))
+        per_cpu = statistics.median(r["tokens"] / r["cpu_seconds"] for r in rows)
+        summary[side] = (statistics.median(rates), statistics.median(r["peak_bytes"] for r in rows), per_cpu)
         seconds = statistics.median(r["seconds"] for r in rows)
         listed = ", ".join(f"{x:.1f}" for x in rates)
-        print(f"{side:<10}{summary[side][0]:>12.1f}{seconds:>10.2f}{summary[side][1] / 2**20:>10.0f}   {listed}")
+        print(
+            f"{side:<10}{summary[side][0]:>10.1f}{seconds:>9.2f}{per_cpu:>11.1f}"
+            f"{summary[side][1] / 2**20:>10.0f}   {listed}"
+        )
+    ratio = summary["evalkit"][0] / summary["plain"][0]
+    paired = statistics.median(
+        (e["tokens"] / e["seconds"]) / (p["tokens"] / p["seconds"]) for e, p in zip(runs["evalkit"], runs["plain"])
+    )
     print(
-        f"ratio evalkit / plain: tokens/s {summary['evalkit'][0] / summary['plain'][0]:.3f}, "
+        f"ratio evalkit / plain: tokens/s {ratio:.3f} (median of the paired runs {paired:.3f}), "
+        f"tokens per CPU second {summary['evalkit'][2] / summary['plain'][2]:.3f}, "
         f"peak memory {summary['evalkit'][1] / summary['plain'][1]:.3f}"
     )
 

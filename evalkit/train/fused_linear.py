@@ -94,7 +94,8 @@ class _FusedLinearLoss(torch.autograd.Function):
                         dz = row_kernels.backward_rows(z, y_chunk, stats, scale, spec, out=z)
                 else:
                     row_loss, dz32 = torch_rows(spec)(z.float(), y_chunk)
-                    dz = dz32.mul_(scale).to(dtype)
+                    if need_hidden or need_weight:
+                        dz = dz32.mul_(scale).to(dtype)
                 total += row_loss.sum()
                 if need_hidden:
                     torch.mm(dz, w, out=grad_hidden[start : start + step])
