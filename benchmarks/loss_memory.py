@@ -87,7 +87,7 @@ labels[:, : tokens // 8] = -100  # a masked prompt
 
 if hidden_size:  # LM head + loss: inputs are the hidden states and the head's weight
     hidden = torch.randn(batch, tokens // batch, hidden_size, device=device, dtype=dtype)
-    weight = (torch.randn(vocab, hidden_size, device=device, dtype=dtype) / hidden_size**0.5)
+    weight = torch.randn(vocab, hidden_size, device=device, dtype=dtype).div_(hidden_size**0.5)  # no transient copy
     inputs = (hidden, weight)
     if name == "head + ce (transformers)":
         fn = lambda h, w, y: transformers_ce(h @ w.T, y)

@@ -103,6 +103,7 @@ def test_the_chosen_loss_is_the_one_that_trained(case, cli, first_batch, tmp_pat
         *("--data", str(ALPACA), "--limit", str(LIMIT), "--batch-size", str(LIMIT)),
         *("--max-length", str(MAX_LENGTH), "--max-steps", "1", "--logging-steps", "1", "--warmup-ratio", "0"),
         *("--output-dir", str(out), *args),
+        env={"CUDA_VISIBLE_DEVICES": ""},  # float32 on CPU on every machine, as the reference
     )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((out / "evalkit_train.json").read_text())
