@@ -230,6 +230,13 @@ def report(runs: tuple[Path, ...], output: Path, **opts: object) -> None:
 @click.option("--h", "h", default="linear", show_default=True, help="GEM's h: linear or logsigmoid.")
 @click.option("--gamma", type=float, default=None, help="TOFU/focal gamma (default 3 TOFU, 2 focal).")
 @click.option("--entropy-lambda", type=float, default=0.1, show_default=True, help="ce_entropy's lambda.")
+@click.option(
+    "--loss-path",
+    type=click.Choice(["auto", "fused-linear", "triton", "torch"]),
+    default="auto",
+    show_default=True,
+    help="auto: LM head fused with the loss on a GPU when the model allows it (triton, torch: on the logits).",
+)
 @click.option("--split", default="train", show_default=True, help="Hub split of --data.")
 @click.option("--limit", type=int, default=None, help="Train on the first N examples.")
 @click.option("--max-length", type=int, default=2048, show_default=True)
@@ -259,8 +266,8 @@ def train(**opts: object) -> None:
     config = TrainConfig(**opts)  # type: ignore[arg-type]
     info = run_training(config)
     click.echo(
-        f"trained {info['steps']} steps on {info['examples']} examples with {config.loss}; loss on the first "
-        f"32 examples {info['fixed_set_loss_before']:.4f} -> {info['fixed_set_loss_after']:.4f}; "
+        f"trained {info['steps']} steps on {info['examples']} examples with {config.loss} ({info['loss_path']} path); "
+        f"loss on the first 32 examples {info['fixed_set_loss_before']:.4f} -> {info['fixed_set_loss_after']:.4f}; "
         f"checkpoint: {config.output_dir}"
     )
 

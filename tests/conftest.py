@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,6 +14,13 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Without a GPU, Triton kernels (tests/test_loss_kernels.py) run through Triton's CPU interpreter.
+# Triton reads this when it is first imported, so it is set before any test imports it.
+if "TRITON_INTERPRET" not in os.environ and importlib.util.find_spec("triton") is not None:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
 
 pytest_plugins = ["ci_skips"]  # with CI set, a skip fails (tests/ci_skips.py)
 

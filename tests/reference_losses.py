@@ -1,7 +1,8 @@
 """Reference implementations the loss tests (and benchmarks/loss_memory.py) compare against.
 
 `listing1_gem_loss` is seed 000's Listing 1 ("Pytorch Code of GEM"), transcribed as printed;
-`tofu_direct` is seed 003's Definition 3.4 written out with plain autograd.
+`tofu_direct` is seed 003's Definition 3.4 written out with plain autograd; `focal_direct` and
+`ce_entropy_direct` are the focal and CE + entropy formulas of DESIGN.md section 3, likewise.
 """
 
 from __future__ import annotations
@@ -49,3 +50,18 @@ def tofu_direct(logits, labels, beta=0.8, gamma=3.0, ignore_index=-100):
 def tempered_ce(logits, labels, beta, ignore_index=-100):
     z, y = shifted(logits, labels, ignore_index)
     return beta * F.cross_entropy(z / beta, y)
+
+
+def focal_direct(logits, labels, gamma=2.0, ignore_index=-100):
+    """-(1 - p_y)^gamma log p_y (DESIGN.md section 3), differentiated through the weight by autograd."""
+    z, y = shifted(logits, labels, ignore_index)
+    log_p_y = F.log_softmax(z, dim=-1).gather(-1, y[:, None]).squeeze(-1)
+    return (-((1 - log_p_y.exp()) ** gamma) * log_p_y).mean()
+
+
+def ce_entropy_direct(logits, labels, lam=0.1, ignore_index=-100):
+    """CE - lambda H(softmax(z)) (DESIGN.md section 3) with plain autograd."""
+    z, y = shifted(logits, labels, ignore_index)
+    log_p = F.log_softmax(z, dim=-1)
+    entropy = -(log_p.exp() * log_p).sum(-1)
+    return (F.cross_entropy(z, y, reduction="none") - lam * entropy).mean()

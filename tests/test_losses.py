@@ -104,3 +104,17 @@ def test_chunking_bf16_and_edge_cases(monkeypatch):
         gem_loss(logits, labels, h="quadratic")
     with pytest.raises(ValueError, match="expected logits"):
         gem_loss(logits[0], labels)
+
+
+def test_tofu_weight_at_a_certain_token_is_its_limit():
+    from evalkit.train.losses import tofu_weight
+
+    # g(p) -> 0 as p -> 1 for gamma > 0 (g(1, 0) = 1); the formula alone reads inf * 0 there for gamma < 1.
+    certain = torch.tensor([1.0])
+    for gamma, limit in [(0.0, 1.0), (0.5, 0.0), (1.0, 0.0), (3.0, 0.0)]:
+        assert tofu_weight(certain, gamma).item() == limit
+        assert tofu_weight(torch.tensor([1 - 1e-6]), gamma).item() == pytest.approx(limit, abs=1e-2)
+    logits, labels = _batch(10)
+    logits[0, 5:].scatter_(-1, labels[0, 6:, None], 200.0)  # p_y rounds to 1 in float32
+    value, grad = _grad(tofu_loss, logits, labels, gamma=0.5)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()

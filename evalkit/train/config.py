@@ -10,6 +10,7 @@ from typing import Any
 from evalkit.errors import ConfigError
 
 LOSSES = ("ce", "gem", "tofu", "focal", "ce_entropy")
+LOSS_PATHS = ("auto", "fused-linear", "triton", "torch")  # see evalkit/train/loss_paths.py
 # Seed defaults: GEM beta 0.7 (seeds 000/001), TOFU beta 0.8 and gamma 3 (seed 003), focal gamma 2.
 _DEFAULT_BETA = {"gem": 0.7, "tofu": 0.8}
 _DEFAULT_GAMMA = {"tofu": 3.0, "focal": 2.0}
@@ -25,6 +26,7 @@ class TrainConfig:
     h: str = "linear"  # GEM's h: linear or logsigmoid
     gamma: float | None = None
     entropy_lambda: float = 0.1  # ce_entropy's lambda
+    loss_path: str = "auto"  # auto: fused LM head + loss on a GPU when the model allows it, torch on CPU
     split: str = "train"
     limit: int | None = None  # first N examples of the data
     max_length: int = 2048
@@ -54,6 +56,8 @@ class TrainConfig:
             from evalkit.registry import unknown_name
 
             raise ConfigError(str(unknown_name("loss", self.loss, LOSSES)))
+        if self.loss_path not in LOSS_PATHS:
+            raise ConfigError(f"loss path must be one of {', '.join(LOSS_PATHS)}, got {self.loss_path!r}")
         if self.h not in ("linear", "logsigmoid"):
             raise ConfigError(f"h must be linear or logsigmoid, got {self.h!r}")
         self.beta = _DEFAULT_BETA.get(self.loss, 1.0) if self.beta is None else self.beta

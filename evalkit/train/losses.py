@@ -126,7 +126,9 @@ def _tofu(beta: float, gamma: float) -> ChunkFn:
 def tofu_weight(p: torch.Tensor, gamma: float) -> torch.Tensor:
     """g(p, gamma) = (1-p)^gamma - gamma p (1-p)^(gamma-1) log p (seed 003 Def. 3.4)."""
     p = p.clamp(1e-12, 1.0)
-    return (1 - p) ** gamma - gamma * p * (1 - p) ** (gamma - 1) * torch.log(p)
+    second = gamma * p * (1 - p) ** (gamma - 1) * torch.log(p)
+    # The second term tends to 0 as p -> 1; at p = 1 with gamma < 1 it would read inf * 0.
+    return (1 - p) ** gamma - torch.where(p < 1, second, torch.zeros_like(second))
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:

@@ -24,18 +24,6 @@ LOG_FILE = "train_log.jsonl"
 INFO_FILE = "evalkit_train.json"
 
 
-def make_loss(config: TrainConfig) -> Callable:
-    from evalkit.train import losses
-
-    return {
-        "ce": lambda z, y: losses.ce_loss(z, y),
-        "gem": lambda z, y: losses.gem_loss(z, y, beta=config.beta, h=config.h),
-        "tofu": lambda z, y: losses.tofu_loss(z, y, beta=config.beta, gamma=config.gamma),
-        "focal": lambda z, y: losses.focal_loss(z, y, gamma=config.gamma),
-        "ce_entropy": lambda z, y: losses.ce_entropy_loss(z, y, lam=config.entropy_lambda),
-    }[config.loss]
-
-
 def _load_model(config: TrainConfig, use_cuda: bool):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -79,23 +67,25 @@ def _load_model(config: TrainConfig, use_cuda: bool):
 def _trainer_class():
     from transformers import Trainer
 
-    from evalkit.train.losses import token_entropy
+    from evalkit.train.loss_paths import LossPath
 
     class LossTrainer(Trainer):
-        """Trainer whose loss is evalkit's, logging the mean token entropy next to the loss."""
+        """Trainer whose loss is evalkit's, logging the mean token entropy next to the loss.
 
-        def __init__(self, *args: Any, loss_fn: Callable, **kwargs: Any) -> None:
+        The loss path is chosen once the Trainer has put the model on its device (`choose_path`)."""
+
+        def __init__(self, *args: Any, choose_path: Callable[[Any], LossPath], **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.loss_fn = loss_fn
+            self.loss_path = choose_path(self.model)
             self.model_accepts_loss_kwargs = False  # the Trainer averages micro-batch losses
             self._entropies: list[float] = []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
             labels = inputs.pop("labels")
-            outputs = model(**inputs)
-            loss = self.loss_fn(outputs.logits, labels)
-            if model.training and (self.state.global_step + 1) % max(self.args.logging_steps, 1) == 0:
-                self._entropies.append(token_entropy(outputs.logits.detach(), labels))
+            log_step = model.training and (self.state.global_step + 1) % max(self.args.logging_steps, 1) == 0
+            loss, outputs, entropy = self.loss_path.forward_loss(model, inputs, labels, with_entropy=log_step)
+            if entropy is not None:
+                self._entropies.append(entropy)
             return (loss, outputs) if return_outputs else loss
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
@@ -161,6 +151,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
     import torch
     from transformers import TrainingArguments, set_seed
 
+    from evalkit.train.loss_paths import choose_loss_path
+
     use_cuda = torch.cuda.is_available()
     bf16 = config.bf16 if config.bf16 is not None else use_cuda and torch.cuda.is_bf16_supported()
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else use_cuda
@@ -169,7 +161,6 @@ def train(config: TrainConfig) -> dict[str, Any]:
     examples, dropped = prepare_examples(config, tokenizer)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     (config.output_dir / LOG_FILE).unlink(missing_ok=True)
-    loss_fn = make_loss(config)
     args = TrainingArguments(
         output_dir=str(config.output_dir),
         num_train_epochs=config.epochs,
@@ -198,9 +189,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         args=args,
         train_dataset=examples,
         data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
-        loss_fn=loss_fn,
+        choose_path=lambda placed: choose_loss_path(config, placed, args.device, examples[0].input_ids),
         callbacks=[_log_callback(config.output_dir / LOG_FILE)],
     )
+    loss_fn = trainer.loss_path.logits_loss
     probe = examples[:32]
     before = fixed_set_loss(trainer.model, probe, loss_fn, tokenizer.pad_token_id, config.batch_size)
     result = trainer.train()
@@ -225,6 +217,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "last_logged_loss": history[-1]["loss"] if history else None,
         "bf16": bf16,
         "gradient_checkpointing": checkpointing,
+        **trainer.loss_path.record(),
+        "train_runtime_s": result.metrics.get("train_runtime"),  # the Trainer's loop, model loading excluded
     }
     if trainer.is_world_process_zero():
         (config.output_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
