@@ -160,7 +160,7 @@ def score_task(
 def _judges_ran(metric: str, task: PreparedTask) -> bool:
     """A metric that reads an optional judge that was left out (no judge model) is not computed."""
     ran = {j.kind for j in task.judges}
-    return all(j in ran for j in getattr(METRICS.get(metric), "needs_judges", ()))
+    return all(j in ran for j in METRICS.get(metric).needs_judges)
 
 
 def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:

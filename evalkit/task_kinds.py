@@ -66,7 +66,7 @@ def load_kind_task(where: str, raw: dict[str, Any], path: Path) -> TaskSpec:
         data=data,
         prompt=PromptSpec(template=""),
         sampling=SamplingConfig(),
-        metrics=(),
+        metrics=(kind,),  # the metric its kind computes (evalkit/metrics/task_metrics.py)
         suites=tuple(suites),
         source_file=path,
         kind=kind,

@@ -92,12 +92,15 @@ def load_task_file(path: Path) -> TaskSpec:
             from evalkit.registry import unknown_name
 
             raise ConfigError(f"{where}: {unknown_name('metric', metric, METRICS.names())}")
-        if getattr(METRICS.get(metric), "needs_answer", False) and not raw.get("answer_field"):
+        spec = METRICS.get(metric)
+        if spec.compute is None:
+            raise ConfigError(f"{where}: metric '{metric}' is computed by its own task kind, not per document")
+        if spec.needs_answer and not raw.get("answer_field"):
             raise ConfigError(f"{where}: metric '{metric}' needs 'answer_field' (the document field with the answer)")
 
     judges = _judges(where, raw.get("judges"))
     for metric in metrics:
-        missing = [j for j in getattr(METRICS.get(metric), "needs_judges", ()) if j not in judges]
+        missing = [j for j in METRICS.get(metric).needs_judges if j not in judges]
         if missing:
             raise ConfigError(f"{where}: metric '{metric}' needs the judge(s) {missing} under 'judges'")
 

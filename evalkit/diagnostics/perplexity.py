@@ -104,13 +104,14 @@ def token_stats(
     return out
 
 
-def summarize(stats: list[TokenStats | None]) -> dict[str, float]:
+def summarize(stats: list[TokenStats | None]) -> tuple[dict[str, float], int]:
+    """The task's metrics (token-level means over the whole set) and its number of scored tokens."""
     scored = [s for s in stats if s is not None]
     n = sum(s.n_tokens for s in scored)
     if n == 0:
         raise DataError("no held-out example has a response token within max_length")
     nll = sum(s.nll_sum for s in scored) / n
-    return {"perplexity": math.exp(nll), "nll": nll, "entropy": sum(s.entropy_sum for s in scored) / n, "tokens": n}
+    return {"perplexity": math.exp(nll), "nll": nll, "entropy": sum(s.entropy_sum for s in scored) / n}, n
 
 
 def run_perplexity_task(spec: TaskSpec, records: list[dict[str, Any]], config: RunConfig, backend: Any) -> KindResult:
@@ -123,7 +124,7 @@ def run_perplexity_task(spec: TaskSpec, records: list[dict[str, Any]], config: R
     if not tokenizer.chat_template:
         raise ConfigError(f"task {spec.name}: the model's tokenizer has no chat template to format SFT examples")
     stats = token_stats(backend.model, tokenizer, records, opts.max_length, opts.batch_size)
-    totals = summarize(stats)
+    metrics, n_tokens = summarize(stats)
     documents = []
     for index, (record, s) in enumerate(zip(records, stats)):
         if s is None or s.n_tokens == 0:
@@ -138,11 +139,11 @@ def run_perplexity_task(spec: TaskSpec, records: list[dict[str, Any]], config: R
             }
         )
     entry = {
-        "metrics": {k: totals[k] for k in ("perplexity", "nll", "entropy")},
+        "metrics": metrics,
         "stderr": {},
         "n_docs": len(documents),
         "n_samples": len(documents),
-        "n_tokens": totals["tokens"],
+        "n_tokens": n_tokens,
         "max_length": opts.max_length,
     }
     return KindResult(entry, documents, [])

@@ -1,14 +1,15 @@
-"""Metrics: pure functions over a document's samples, registered by the name task files use.
+"""Metrics: pure functions over a document's samples, each declared once with what it reports.
 
-``METRICS`` maps a metric name to a :class:`TaskMetric`: ``(completions, doc, answer_field)``
--> :class:`MetricResult` with per-document values (averaged over documents into the task's
-metrics) and optional per-sample scores (written beside each sample in samples.jsonl).
+``METRICS`` maps the name a task file uses to its :class:`MetricSpec` (evalkit.metrics.spec):
+called as ``(completions, doc, answer_field)`` it returns a :class:`MetricResult` with
+per-document values (averaged over documents into the task's metrics) and optional per-sample
+scores (written beside each sample in samples.jsonl).
 """
 
 from __future__ import annotations
 
-# Importing the module registers its metrics.
-from evalkit.metrics import task_metrics as _task_metrics  # noqa: E402,F401
-from evalkit.metrics.base import METRICS, MetricResult, TaskMetric, aggregate
+from evalkit.metrics import task_metrics as _declarations  # noqa: F401 - declares every metric
+from evalkit.metrics.aggregation import Aggregate, aggregate
+from evalkit.metrics.spec import METRICS, MetricResult, MetricSpec, Output
 
-__all__ = ["METRICS", "MetricResult", "TaskMetric", "aggregate"]
+__all__ = ["METRICS", "Aggregate", "MetricResult", "MetricSpec", "Output", "aggregate"]

@@ -18,11 +18,13 @@ import jinja2
 from evalkit import __version__
 from evalkit.comparison import Difference, compare_runs
 from evalkit.errors import EvalkitError
-from evalkit.metrics.directions import DIVERSITY_PREFERENCE, direction, family, kind, split_k
+from evalkit.metrics.directions import direction, family, kind, split_k
 from evalkit.report.plots import Series, curve_svg, scatter_svg
 from evalkit.results import load_samples, metric_value
 
-QUALITY_PREFERENCE = ("accuracy", "pass@1", "prompt_strict", "win_rate", "maj@1", "bon@1")
+# The metrics the diversity-vs-quality scatter prefers for its axes, first found first.
+DIVERSITY_PREFERENCE = ("ngram_diversity", "self_bleu_diversity", "sbert_diversity", "distinct", "distinct_2")
+QUALITY_PREFERENCE = ("accuracy", "pass@1", "prompt_strict", "maj@1")
 
 
 @dataclass
