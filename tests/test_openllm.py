@@ -95,7 +95,7 @@ def _direct_configs(data: Path) -> list[dict]:
 def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     import lm_eval
 
-    from evalkit.backends.hf import resolve_model
+    from evalkit.models import resolve_model
     from evalkit.runner import run
 
     task_dir = tmp_path / "tasks"
@@ -127,7 +127,7 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
         direct |= lm_eval.simple_evaluate(
             model="hf",
             model_args={
-                "pretrained": str(resolve_model(None)[1]),
+                "pretrained": str(resolve_model(None).source),
                 "device": "cpu",
                 "dtype": "float32",
                 "batch_size": 4,
@@ -169,7 +169,7 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from evalkit.backends.hf import resolve_model
+    from evalkit.models import resolve_model
     from evalkit.runner import run
 
     limit = 2
@@ -188,7 +188,9 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
     )  # fmt: skip
     direct = lm_eval.simple_evaluate(
         model="hf",
-        model_args={"pretrained": str(resolve_model(None)[1]), "device": "cpu", "dtype": "float32", "batch_size": 4},
+        model_args={
+            "pretrained": str(resolve_model(None).source), "device": "cpu", "dtype": "float32", "batch_size": 4,
+        },
         tasks=[task], limit=limit, random_seed=SEED, numpy_random_seed=SEED, torch_random_seed=SEED,
         fewshot_random_seed=SEED, log_samples=True,
     )  # fmt: skip

@@ -15,7 +15,7 @@ from evalkit.train.sft_data import IGNORE_INDEX, collate, to_messages, tokenize
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from evalkit.backends.embedded import default_model_dir
+    from evalkit.embedded import default_model_dir
 
     return AutoTokenizer.from_pretrained(default_model_dir())
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from evalkit.backends.base import PromptBatch, sample_seed
 from evalkit.backends.hf import LocalModelBackend, adds_special_tokens
-from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.config import BackendOptions, ModelOptions, SamplingConfig
 from evalkit.errors import ModelError
 
 Request = tuple[list[int], dict[str, Any]]  # (prompt token ids, SamplingParams keyword arguments)
@@ -56,7 +56,10 @@ def sampling_params_kwargs(sampling: SamplingConfig, prompt: str) -> dict[str, A
     return kwargs
 
 
-def engine_kwargs(source: str, options: BackendOptions, seed: int) -> dict[str, Any]:
+def engine_kwargs(
+    source: str, options: BackendOptions, seed: int, model_options: ModelOptions | None = None
+) -> dict[str, Any]:
+    """vllm.LLM's arguments; the model's loading options only where they differ from the defaults."""
     kwargs: dict[str, Any] = {
         "model": source,
         "tokenizer": source,
@@ -67,6 +70,13 @@ def engine_kwargs(source: str, options: BackendOptions, seed: int) -> dict[str, 
     }
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
+    model_options = model_options or ModelOptions()
+    if model_options.revision is not None:
+        kwargs.update(revision=model_options.revision, tokenizer_revision=model_options.revision)
+    if model_options.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    if model_options.dtype != "auto":  # vLLM's own "auto" is the checkpoint's dtype
+        kwargs["dtype"] = model_options.dtype
     return kwargs
 
 
@@ -171,8 +181,8 @@ class VLLMBackend(LocalModelBackend):
     name = "vllm"
     samples_depend_on_n = True  # vLLM seeds a request (all n samples) as a whole
 
-    def __init__(self, model: str | None, options: BackendOptions) -> None:
-        super().__init__(model)
+    def __init__(self, model: str | None, options: BackendOptions, model_options: ModelOptions | None = None) -> None:
+        super().__init__(model, model_options)
         self.options = options
         self._engine: Any = None
         self._pool: DataParallelPool | None = None
@@ -194,7 +204,7 @@ class VLLMBackend(LocalModelBackend):
 
     def _run(self, requests: list[Request], seed: int) -> list[list[str]]:
         options = self.options
-        kwargs = engine_kwargs(str(self._source), options, seed)
+        kwargs = engine_kwargs(str(self.resolved.source), options, seed, self.resolved.options)
         if options.data_parallel_size == 1:
             vllm = _import_vllm()
             if self._engine is None:

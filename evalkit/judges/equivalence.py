@@ -27,11 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ConfigError, DataUnavailable, ModelError
+from evalkit.errors import ConfigError
 from evalkit.judges.base import JUDGES, Judge, JudgeSettings, cached_values, score_key
 from evalkit.metrics.novelty import partition, short_text_equality
+from evalkit.models import (
+    EQUIVALENCE_CLASSIFIER,
+    ResolvedModel,
+    choose_device,
+    load_tokenizer,
+    load_weights,
+    resolve_model,
+)
 from evalkit.registry import Registry
-from evalkit.resources import hf_offline
 
 DEBERTA_CLASSIFIER = "yimingzhang/deberta-v3-large-generation-similarity"
 DEBERTA_TOKENIZER = "microsoft/deberta-v3-large"
@@ -75,27 +82,19 @@ def _threshold(method: str, argument: str | None, default: float) -> float:
 
 
 class DebertaEquivalence:
-    def __init__(self, source: str, device: str) -> None:
-        self.source, self.device = source, device
-        self._model = None
+    def __init__(self, model: ResolvedModel, device: str) -> None:
+        self.model_ref, self.device = model, device
+        self._model: Any = None
 
     def _load(self) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        if self.device == "auto":
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        tokenizer_source = self.source if (Path(self.source) / "tokenizer_config.json").is_file() else DEBERTA_TOKENIZER
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-            self._model = AutoModelForSequenceClassification.from_pretrained(self.source).to(self.device).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelError(
-                f"cannot load the equivalence classifier {self.source}: {str(exc).splitlines()[0]}"
-            ) from None
+        self.device = choose_device(self.device)
+        source = self.model_ref.source
+        own_tokenizer = isinstance(source, Path) and (source / "tokenizer_config.json").is_file()
+        self.tokenizer = load_tokenizer(self.model_ref, None, None if own_tokenizer else DEBERTA_TOKENIZER)
+        self._model = load_weights(self.model_ref, "sequence_classification", self.device, dtype="float32")
 
     def similar_probability(self, a: str, b: str) -> float:
-        import torch
+        import torch  # heavy: only when the classifier runs
 
         if self._model is None:
             self._load()
@@ -148,22 +147,6 @@ class SbertEquivalence:
             short = short_text_equality(rep, sample)
             out.append(short if short is not None else cos > self.threshold)
         return out
-
-
-def _deberta_source(argument: str | None) -> str:
-    source = argument or DEBERTA_CLASSIFIER
-    if Path(source).expanduser().exists():
-        if argument and not (Path(source).expanduser() / "config.json").is_file():
-            raise ModelError(f"equivalence classifier folder {source} has no config.json")
-        return str(Path(source).expanduser().resolve())
-    from huggingface_hub import try_to_load_from_cache
-
-    if hf_offline() and not isinstance(try_to_load_from_cache(source, "config.json"), str):
-        raise DataUnavailable(
-            f"the equivalence classifier {source} is not in the local hub cache and the hub is offline; "
-            "pass --equivalence deberta:PATH, rouge1, sbert or llm"
-        )
-    return source
 
 
 class LLMEquivalence:
@@ -227,9 +210,10 @@ def _llm(argument: str | None, settings: JudgeSettings) -> Method:
 
 @EQUIVALENCE_METHODS.register("deberta")
 def _deberta(argument: str | None, settings: JudgeSettings) -> Method:
-    source = _deberta_source(argument)
-    setting = f"deberta:{source}" if argument else "deberta"
-    return Method(setting, f"deberta:{source}>{DEBERTA_THRESHOLD}", lambda: DebertaEquivalence(source, settings.device))
+    model = resolve_model(argument or DEBERTA_CLASSIFIER, EQUIVALENCE_CLASSIFIER)
+    setting = f"deberta:{model.source}" if argument else "deberta"
+    fingerprint = f"deberta:{model.source}>{DEBERTA_THRESHOLD}"
+    return Method(setting, fingerprint, lambda: DebertaEquivalence(model, settings.device))
 
 
 @EQUIVALENCE_METHODS.register("rouge1")

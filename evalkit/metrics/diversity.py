@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.metrics.self_bleu import self_bleu, self_bleu_per_sample
+from evalkit.models import load_sentence_encoder
 from evalkit.nltk_data import word_tokenize as _nltk_word_tokenize
 
 __all__ = [
@@ -85,12 +86,8 @@ def default_sbert_model() -> str:
 
 @functools.lru_cache(maxsize=4)
 def load_sbert(model: str | None = None) -> Any:
-    """A SentenceTransformer by hub name or local path, loaded once per process."""
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    return SentenceTransformer(model or default_sbert_model(), device="cpu")
+    """A SentenceTransformer by hub name or local path, loaded once per process, on the CPU."""
+    return load_sentence_encoder(model or default_sbert_model(), device="cpu")
 
 
 def _embed(texts: Sequence[str], model: Any) -> Any:

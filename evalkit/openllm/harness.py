@@ -18,6 +18,7 @@ from typing import Any
 
 from evalkit.config import RunConfig, TaskSpec
 from evalkit.errors import ConfigError, DataError, DataUnavailable, ModelError
+from evalkit.models import choose_device, choose_dtype, dtype_name, resolve_model
 from evalkit.openllm.local_data import READERS, mmlu_subjects
 from evalkit.resources import hf_offline
 
@@ -75,14 +76,8 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
     hf: lm-eval's "hf" (transformers) model on the resolved local folder or hub id, on the same
     device and in the same dtype as evalkit's hf backend (bfloat16 on CUDA, float32 on CPU)."""
     if config.backend == "hf":
-        import torch
-
-        from evalkit.backends.hf import resolve_model
-
-        _, source = resolve_model(config.model)
-        device = config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        source = resolve_model(config.model).source
+        device = choose_device(config.device)
         on_gpu = device.startswith("cuda")
         # Log-likelihood batches hold [batch, length, vocabulary] logits: 25-shot ARC contexts are
         # ~1-2k tokens. On a GPU lm-eval finds the largest batch that fits ("auto", at most
@@ -93,15 +88,13 @@ def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
         return "hf", {
             "pretrained": str(source),
             "device": device,
-            "dtype": "bfloat16" if on_gpu else "float32",
+            "dtype": dtype_name(choose_dtype(device)),
             **batch,
         }
     if config.backend == "vllm":
         # lm-eval's own vLLM model (log-likelihoods through prompt logprobs), with the settings
         # of evalkit's vllm backend; lm-eval starts its data-parallel engines itself.
-        from evalkit.backends.hf import resolve_model
-
-        _, source = resolve_model(config.model)
+        source = resolve_model(config.model).source
         options = config.backend_options
         args: dict[str, Any] = {
             "pretrained": str(source),
