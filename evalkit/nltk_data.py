@@ -27,8 +27,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-import nltk
-
 from evalkit.cache_dir import cache_root
 
 __all__ = ["ensure_punkt", "word_tokenize"]
@@ -74,6 +72,8 @@ def ensure_punkt(language: str = "english") -> Path:
     Directories are created without group/world write bits: NLTK refuses data roots
     that other accounts could write to.
     """
+    import nltk  # heavy (about a second): only when text is tokenized
+
     resource = f"tokenizers/punkt_tab/{language}/"
     try:
         return Path(str(nltk.data.find(resource)))
@@ -109,6 +109,8 @@ def ensure_punkt(language: str = "english") -> Path:
 
 def word_tokenize(text: str) -> list[str]:
     """``nltk.word_tokenize`` with the English punkt_tab model ensured first."""
+    import nltk  # heavy, as above; imported already after the first call
+
     global _ready
     if not _ready:
         ensure_punkt()

@@ -10,19 +10,21 @@ import dataclasses
 import re
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends import make_backend
+from evalkit.backends import Backend, make_backend
 from evalkit.cache import GenerationCache
 from evalkit.cache_dir import cache_root
 from evalkit.config import RunConfig, SamplingConfig, TaskSpec
 from evalkit.data import Document, load_documents
 from evalkit.errors import ConfigError, DataUnavailable
 from evalkit.generation import CacheStats, generate_cached, render_cached
-from evalkit.judges import Judge, JudgeSettings, annotate, build_judges
+from evalkit.judges import Judge, ModelPool, annotate, build_judges
+from evalkit.judges import check_config as check_judge_config
 from evalkit.metrics import METRICS, aggregate
 from evalkit.progress import progress_bar
 from evalkit.registry import resolve_tasks, task_registry
@@ -40,11 +42,16 @@ class PreparedTask:
     payload: Any = None  # what a task of another kind prepared (evalkit/task_kinds.py)
 
 
-def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[PreparedTask]:
+def prepare(
+    config: RunConfig, skipped: dict[str, str] | None = None, pool: ModelPool | None = None
+) -> list[PreparedTask]:
     """Resolve and validate everything that does not need the model.
 
     A task that came in through the suite (not named with --tasks) and whose data cannot be had
-    here is skipped with a warning, its reason recorded in ``skipped``; a named one is an error."""
+    here is skipped with a warning, its reason recorded in ``skipped``; a named one is an error.
+    The judges share the run's model ``pool``."""
+    check_judge_config(config.judges)
+    pool = pool or ModelPool(config.device)
     if config.limit is not None and config.limit < 1:
         raise ConfigError(f"limit must be >= 1, got {config.limit}")
     registry = task_registry(*config.task_dirs)
@@ -56,18 +63,8 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
             raise ConfigError(f"--prompt-style {config.prompt_style}: none of the tasks has prompt styles")
         specs = [s.with_prompt_style(config.prompt_style) if s.prompt_styles else s for s in specs]
     prepared = []
-    judge_pool: dict = {}  # one judge (and one loaded model) per setting for the whole run
-    judge_settings = JudgeSettings(
-        config.reward_model,
-        config.equivalence,
-        config.device,
-        judge_model=config.judge,
-        judge_backend=config.judge_backend,
-        judge_options=config.judge_options,
-        judge_max_tokens=config.judge_max_tokens,
-    )
-    if config.judge_rubrics:
-        specs = [with_rubrics(spec, config.judge_rubrics) for spec in specs]
+    if config.judges.rubrics:
+        specs = [with_rubrics(spec, config.judges.rubrics) for spec in specs]
     for name, spec in zip(names, specs):
         try:
             sampling = spec.sampling.replace(**config.sampling_overrides, seed=config.seed)
@@ -78,7 +75,7 @@ def prepare(config: RunConfig, skipped: dict[str, str] | None = None) -> list[Pr
                 docs, payload = [], prepare_kind(spec, config)
             else:
                 docs, payload = load_documents(spec, config.data_dir, config.limit), None
-            judges = build_judges(name, spec.judges, judge_settings, judge_pool)
+            judges = build_judges(name, spec.judges, config.judges, pool)
         except DataUnavailable as exc:
             if name in config.tasks or skipped is None:
                 raise
@@ -164,12 +161,31 @@ def _judges_ran(metric: str, task: PreparedTask) -> bool:
 
 
 def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    started = time.perf_counter()
-    skipped: dict[str, str] = {}
-    tasks = prepare(config, skipped)
-    ensure_writable(config.output_dir)
-    backend = make_backend(config.backend, config.model, config.device, config.batch_size, config.backend_options)
-    cache = GenerationCache((config.cache_dir or cache_root()) / "generations.sqlite") if config.use_cache else None
+    """The run, start to end. Its model pool, backend and cache are closed however it ends."""
+    with ExitStack() as stack:
+        pool = stack.enter_context(ModelPool(config.device))
+        skipped: dict[str, str] = {}
+        started = time.perf_counter()
+        tasks = prepare(config, skipped, pool)
+        ensure_writable(config.output_dir)
+        backend = make_backend(config.backend, config.model, config.device, config.batch_size, config.backend_options)
+        stack.callback(backend.close)
+        cache = None
+        if config.use_cache:
+            cache = GenerationCache((config.cache_dir or cache_root()) / "generations.sqlite")
+            stack.callback(cache.close)
+        return _run_tasks(config, tasks, backend, cache, skipped, started, progress)
+
+
+def _run_tasks(
+    config: RunConfig,
+    tasks: list[PreparedTask],
+    backend: Backend,
+    cache: GenerationCache | None,
+    skipped: dict[str, str],
+    started: float,
+    progress: bool,
+) -> tuple[Path, dict[str, Any]]:
     stats = CacheStats()
     run_id = config.run_id or default_run_id(config, backend.model_name)
     task_results: dict[str, Any] = {}
@@ -205,8 +221,6 @@ def run(config: RunConfig, progress: bool = True) -> tuple[Path, dict[str, Any]]
             }
             samples.extend(_sample_rows(task, prompts, completions, scored.samples))
             documents.extend(_document_rows(task, scored))
-    if cache:
-        cache.close()
     results = {
         "run_id": run_id,
         "model": backend.model_name,

@@ -156,6 +156,18 @@ def test_client_errors_fail_at_once_with_the_servers_message(tmp_path):
     assert len(server.requests) <= 8  # no retries: at most the requests already in flight
 
 
+def test_a_failed_run_closes_its_cache(tmp_path):
+    server = ScriptedServer(lambda body, count: ("status", 400))
+    try:
+        with pytest.raises(EvalkitError, match="HTTP 400"):
+            run(_config(tmp_path, server.url, "closed", max_retries=0), progress=False)
+    finally:
+        server.close()
+    (cache,) = tmp_path.rglob("generations.sqlite")
+    # SQLite removes the write-ahead log when the last connection to the file closes.
+    assert not cache.with_name(cache.name + "-wal").exists()
+
+
 def test_a_server_that_ignores_n_is_asked_once_per_sample(tmp_path):
     server = ScriptedServer(lambda body, count: ("one_choice",))
     try:

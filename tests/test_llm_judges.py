@@ -3,13 +3,14 @@ answers of every kind, unreadable answers counted (never scores), and no API key
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from evalkit.config import BackendOptions, RunConfig
+from evalkit.config import BackendOptions, JudgeConfig, RunConfig
 from evalkit.errors import DataUnavailable
 from evalkit.judges.rubrics import load_rubric, rubric_files
 from evalkit.runner import run
@@ -24,11 +25,14 @@ def _results(run_dir: Path) -> tuple[dict, list[dict]]:
     return results, samples
 
 
-def _config(tmp_path: Path, run_id: str, tasks=("smoke_writing",), **fields) -> RunConfig:
-    defaults = {"limit": 2, "sampling_overrides": {"n": 2, "max_tokens": 24}, "judge_max_tokens": 32}
+def _config(
+    tmp_path: Path, run_id: str, tasks=("smoke_writing",), judges: JudgeConfig | None = None, **fields
+) -> RunConfig:
+    defaults = {"limit": 2, "sampling_overrides": {"n": 2, "max_tokens": 24}}
+    judges = dataclasses.replace(judges or JudgeConfig(), max_tokens=32)
     return RunConfig(
         model=None, tasks=tasks, output_dir=tmp_path / "out", run_id=run_id, cache_dir=tmp_path / "cache",
-        **{**defaults, **fields},
+        judges=judges, **{**defaults, **fields},
     )  # fmt: skip
 
 
@@ -38,9 +42,10 @@ def _scripted_run(tmp_path: Path, run_id: str, rubric: str, script, limit: int, 
     try:
         config = _config(
             tmp_path, run_id, tasks=("smoke_arithmetic",), backend="openai", limit=limit,
-            sampling_overrides={"n": n}, judge="scripted", judge_backend="openai",
-            judge_options=BackendOptions(base_url=server.url), judge_rubrics=(rubric,),
-            backend_options=BackendOptions(base_url=server.url),
+            sampling_overrides={"n": n}, backend_options=BackendOptions(base_url=server.url),
+            judges=JudgeConfig(
+                model="scripted", backend="openai", options=BackendOptions(base_url=server.url), rubrics=(rubric,)
+            ),
         )  # fmt: skip
         _, results = run(config, progress=False)
     finally:
@@ -122,7 +127,7 @@ def test_optional_judges_are_left_out_without_a_judge_model(tmp_path):
     task = results["tasks"]["malicious_instruct"]
     assert "asr_keyword" in task["metrics"] and "asr" not in task["metrics"] and "judges" not in task
     with pytest.raises(DataUnavailable, match="give --judge MODEL"):
-        run(_config(tmp_path, "required", judge_rubrics=("quality",)), progress=False)
+        run(_config(tmp_path, "required", judges=JudgeConfig(rubrics=("quality",))), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +140,11 @@ def served_judge():
 def test_embedded_judge_in_process_equals_the_judge_over_http(tmp_path, served_judge):
     """The real embedded model as the judge: in-process and behind `evalkit serve` (127.0.0.1),
     the same judge answers, readings and metrics."""
-    local = _config(tmp_path, "local", judge="embedded", judge_rubrics=("quality",))
+    local = _config(tmp_path, "local", judges=JudgeConfig(model="embedded", rubrics=("quality",)))
     _, local_results = run(local, progress=False)
     http = _config(
-        tmp_path / "h", "http", judge_rubrics=("quality",), judge_backend="openai",
-        judge_options=BackendOptions(base_url=served_judge.url),
+        tmp_path / "h", "http",
+        judges=JudgeConfig(rubrics=("quality",), backend="openai", options=BackendOptions(base_url=served_judge.url)),
     )  # fmt: skip
     _, http_results = run(http, progress=False)
     _, local_samples = _results(tmp_path / "out" / "local")

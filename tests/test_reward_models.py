@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from evalkit.cache import GenerationCache
+from evalkit.config import JudgeConfig
 from evalkit.errors import DataUnavailable, ModelError
-from evalkit.judges import JudgeSettings, build_judges
+from evalkit.judges import ModelPool, build_judges
 from evalkit.judges import reward_model as rm
 from evalkit.models import REWARD_MODEL, resolve_model
 from tests.reward_model_fixture import build_tiny_reward_model
@@ -105,9 +106,9 @@ def test_judge_caches_rewards_and_scores_the_reference(tiny_rm, tmp_path, monkey
     chats = [[{"role": "user", "content": p}] for p in PROMPTS[:2]]
     docs = [{"output": "Reference one."}, {"output": "Reference two."}]
     completions = [RESPONSES[:3], RESPONSES[3:6]]
-    settings = JudgeSettings(reward_model=str(tiny_rm), device="cpu")
+    config = JudgeConfig(reward_model=str(tiny_rm))
     cache = GenerationCache(tmp_path / "cache.sqlite")
-    (judge,) = build_judges("t", {"reward_model": {"reference": "output"}}, settings, {})
+    (judge,) = build_judges("t", {"reward_model": {"reference": "output"}}, config, ModelPool(device="cpu"))
     fields = judge.annotate(chats, docs, completions, cache)
     direct = loaded(tiny_rm, device="cpu")
     assert fields[1]["_rewards"] == pytest.approx(direct.score([chats[1]] * 3, completions[1]), abs=1e-5)
@@ -118,14 +119,14 @@ def test_judge_caches_rewards_and_scores_the_reference(tiny_rm, tmp_path, monkey
         raise AssertionError("the reward model was loaded although every score is cached")
 
     monkeypatch.setattr(rm, "RewardModel", no_model)
-    (again,) = build_judges("t", {"reward_model": {"reference": "output"}}, settings, {})
+    (again,) = build_judges("t", {"reward_model": {"reference": "output"}}, config, ModelPool(device="cpu"))
     assert again.annotate(chats, docs, completions, cache) == fields
     cache.close()
 
 
 def test_missing_reward_model_is_unavailable_offline_and_bad_paths_fail(tmp_path):
     with pytest.raises(DataUnavailable, match="task alpaca_eval_bon: reward model nobody/no-such-rm"):
-        build_judges("alpaca_eval_bon", {"reward_model": {"model": "nobody/no-such-rm"}}, JudgeSettings(), {})
+        build_judges("alpaca_eval_bon", {"reward_model": {"model": "nobody/no-such-rm"}}, JudgeConfig(), ModelPool())
     with pytest.raises(ModelError, match="no config.json"):
         resolve_model(str(tmp_path), REWARD_MODEL)
     with pytest.raises(ModelError, match="not found"):
@@ -146,14 +147,14 @@ def test_a_chat_template_that_refuses_the_chat_is_one_clear_error(tiny_rm):
 
 def test_a_run_keeps_one_reward_model_loaded(tiny_rm, tmp_path):
     other = build_tiny_reward_model(tmp_path / "other", seed=1)
-    settings = JudgeSettings(device="cpu")
-    pool: dict = {}
-    (first,) = build_judges("a", {"reward_model": {"model": str(tiny_rm)}}, settings, pool)
-    (shared,) = build_judges("b", {"reward_model": {"model": str(tiny_rm)}}, settings, pool)
-    (second,) = build_judges("c", {"reward_model": {"model": str(other)}}, settings, pool)
+    config = JudgeConfig()
+    pool = ModelPool(device="cpu")
+    (first,) = build_judges("a", {"reward_model": {"model": str(tiny_rm)}}, config, pool)
+    (shared,) = build_judges("b", {"reward_model": {"model": str(tiny_rm)}}, config, pool)
+    (second,) = build_judges("c", {"reward_model": {"model": str(other)}}, config, pool)
     assert shared is first and second is not first
     chat = [[{"role": "user", "content": "Hi"}]]
     a = first.annotate(chat, [{}], [["Hello"]], None)
     b = second.annotate(chat, [{}], [["Hello"]], None)
     assert a != b  # different weights, different rewards
-    assert [k[1] for k in settings.loaded] == [second.fingerprint]
+    assert pool.loaded("reward_model") == [second.fingerprint]  # the first was released

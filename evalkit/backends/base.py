@@ -73,6 +73,9 @@ class Backend(ABC):
     def versions(self) -> dict[str, str]:
         return {}
 
+    def close(self) -> None:
+        """Release what the backend holds beyond memory (worker processes); the run calls it at its end."""
+
 
 BackendFactory = Callable[[str | None, str, int, BackendOptions], Backend]
 """(model, device, batch_size, options) -> a backend."""

@@ -216,6 +216,12 @@ class VLLMBackend(LocalModelBackend):
             self._pool = DataParallelPool(groups, kwargs)
         return self._pool.run(requests)
 
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        self._engine = None
+
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
         sampling = batch.sampling
         texts = self._run(self.build_requests(batch.prompts, sampling), sampling.seed)

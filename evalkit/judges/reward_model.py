@@ -11,13 +11,14 @@ attention mask, so left padding leaves every real token at the position it has u
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from evalkit.config import JudgeConfig
 from evalkit.errors import DataError, ModelError
-from evalkit.judges.base import JUDGES, Chat, Judge, JudgeSettings, cached_values, score_key
+from evalkit.judges.base import JUDGES, Chat, Judge, cached_values, score_key
+from evalkit.judges.pool import ModelPool
 from evalkit.models import REWARD_MODEL, ResolvedModel, choose_device, load_tokenizer, load_weights, resolve_model
 
 # The reward models the seeds name (seed 001: AlpacaEval best-of-N; NoveltyBench's utility).
@@ -104,47 +105,34 @@ class RewardModel:
         return logits[:, 0].float().cpu().tolist()
 
 
-def _free_gpu_memory() -> None:
-    import torch  # heavy; loaded already by the reward model being released
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 class RewardJudge(Judge):
     """Rewards of every sample (``_rewards``) and, with option ``reference: FIELD``, of the
     document's reference answer (``_reference_reward``), with the same chat as the samples."""
 
     kind = "reward_model"
 
-    def __init__(self, options: dict[str, Any], settings: JudgeSettings) -> None:
+    def __init__(self, options: dict[str, Any], config: JudgeConfig, pool: ModelPool) -> None:
         unknown = sorted(set(options) - {"model", "reference", "batch_size", "max_length"})
         if unknown:
             raise ModelError(f"reward_model judge: unknown option(s) {unknown}")
-        self.setting = settings.reward_model or options.get("model") or FSFAIRX
+        self.setting = config.reward_model or options.get("model") or FSFAIRX
         self.model_ref = resolve_model(self.setting, REWARD_MODEL)
-        self.fingerprint = self.model_ref.fingerprint
         self.max_length = int(options.get("max_length", DEFAULT_MAX_LENGTH))
-        self.fingerprint += f":max_length={self.max_length}"
+        self.fingerprint = f"{self.model_ref.fingerprint}:max_length={self.max_length}"
         self.reference = options.get("reference")
         self.batch_size = int(options.get("batch_size", 8))
-        self.settings = settings
+        self.pool = pool
 
     @property
     def model(self) -> RewardModel:
         """Loaded on first need, once per run for all the tasks that use it. Loading another
-        reward model first frees the previous one (tasks run one after another; two large
-        reward models need not share the GPU)."""
-        key = ("reward_model", self.fingerprint)
-        if key not in self.settings.loaded:
-            for other in [k for k in self.settings.loaded if k[0] == "reward_model"]:
-                del self.settings.loaded[other]
-                _free_gpu_memory()
-            self.settings.loaded[key] = RewardModel(
-                self.model_ref, self.settings.device, self.batch_size, max_length=self.max_length
-            )
-        return self.settings.loaded[key]
+        reward model first releases the previous one."""
+        return self.pool.get(
+            "reward_model",
+            self.fingerprint,
+            lambda: RewardModel(self.model_ref, self.pool.device, self.batch_size, max_length=self.max_length),
+            alone=True,
+        )
 
     def rewards(self, pairs: Sequence[tuple[Chat, str]], cache: Any) -> list[float]:
         keys = [score_key(self.fingerprint, chat, response) for chat, response in pairs]

