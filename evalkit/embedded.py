@@ -47,7 +47,7 @@ def default_model_dir() -> Path:
 
 def _convert(source: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only for the one-time conversion
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy, as above
 
     hf_logging.disable_progress_bar()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -134,7 +134,7 @@ def load_tokenizer(model: ResolvedModel, padding_side: str | None = "left", sour
     """The model's tokenizer with a pad token (its end-of-sequence token when it has none); left
     padded by default, as decoder-only generation needs. ``source``: a tokenizer kept elsewhere."""
     from transformers import AutoTokenizer  # heavy: only when a model is about to load
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy, as above
 
     hf_logging.disable_progress_bar()  # evalkit shows its own progress
     extra = {} if source is not None else {"revision": model.revision}
@@ -169,7 +169,7 @@ def load_weights(model: ResolvedModel, head: Head, device: str, dtype: str | Non
     """The model on ``device`` (already chosen, see choose_device) in evaluation mode, in ``dtype``
     (default: its options' dtype). On a GPU the weights load straight onto it: a 27B reward model
     need not pass through the host's memory."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification  # heavy
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification  # heavy: weights only
 
     auto_class = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
     on_gpu = {"device_map": device} if device.startswith("cuda") else {}
@@ -186,7 +186,7 @@ def default_sentence_encoder() -> str:
 def load_sentence_encoder(source: str, device: str = "cpu") -> Any:
     """A sentence-transformers encoder (SBERT) from a local folder or a hub id."""
     from sentence_transformers import SentenceTransformer  # heavy: only when embeddings are needed
-    from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging  # heavy, as above
 
     hf_logging.disable_progress_bar()
     return SentenceTransformer(source, device=device)

@@ -36,7 +36,7 @@ def load_checkpoint(checkpoint: str, base: Any) -> Any:
     path = Path(checkpoint).expanduser()
     if (path / "adapter_config.json").is_file():
         try:
-            from peft import PeftModel
+            from peft import PeftModel  # heavy (and optional): only for adapters
         except ImportError:
             raise ModelError(
                 f"{path} is a LoRA adapter: its distance needs peft (pip install 'evalkit[train]')"
@@ -51,7 +51,7 @@ def load_checkpoint(checkpoint: str, base: Any) -> Any:
 
 def parameter_distance(model: Any, base: Any) -> Distance:
     """L2 distance between two models' parameters of the same names and shapes."""
-    import torch
+    import torch  # heavy; loaded already with the models
 
     theirs = dict(base.named_parameters())
     ours = dict(model.named_parameters())

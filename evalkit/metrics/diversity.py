@@ -89,7 +89,7 @@ def _embed(texts: Sequence[str], model: Any) -> Any:
 
 def _pairs_mean(matrix: Any) -> float:
     """Mean of the strictly upper triangle of a square matrix (all unordered pairs)."""
-    import torch
+    import torch  # heavy: only for the embedding metrics
 
     n = matrix.shape[0]
     rows, cols = torch.triu_indices(n, n, offset=1)
@@ -100,7 +100,7 @@ def sbert_diversity(texts: Sequence[str], model: Any = None) -> float:
     """100 x (1 - mean cosine similarity over all pairs of samples); NaN for fewer than 2."""
     if len(texts) < 2:
         return float("nan")
-    import torch
+    import torch  # heavy: only for the embedding metrics
 
     emb = torch.nn.functional.normalize(_embed(texts, model), dim=-1)
     return 100.0 * (1.0 - _pairs_mean(emb @ emb.T))
@@ -110,7 +110,7 @@ def embedding_distance(texts: Sequence[str], model: Any = None) -> float:
     """Mean Euclidean distance between the embeddings of all pairs of samples; NaN for fewer than 2."""
     if len(texts) < 2:
         return float("nan")
-    import torch
+    import torch  # heavy: only for the embedding metrics
 
     emb = _embed(texts, model)
     return _pairs_mean(torch.cdist(emb.double(), emb.double()))

@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit.errors import ConfigError
-from evalkit.metrics import bradley_terry, novelty
+from evalkit.metrics import bradley_terry, diversity, novelty
 from evalkit.metrics.sampling import curve_ks, group_answers, maj_at_k, pass_at_k
+from evalkit.metrics.self_bleu import mean_self_bleu, self_bleu_per_sample
 from evalkit.metrics.spec import MetricResult, MetricSpec, declare, higher, lower, metric, neutral
+from evalkit.sandbox import execute_many
 from evalkit.scoring.code import humaneval_program, mbpp_program
 from evalkit.scoring.numeric import extract_number, numbers_equal
 from evalkit.scoring.refusal import is_refusal
@@ -24,23 +26,17 @@ Doc = dict[str, Any]
 
 @metric("ngram_diversity", higher("ngram_diversity", "diversity"))
 def _ngram_diversity(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
-    from evalkit.metrics import diversity  # NLTK: a heavy import, only when the metric runs
-
     return MetricResult(per_doc={"ngram_diversity": diversity.ngram_diversity(completions)})
 
 
 @metric("distinct_n", higher("distinct_{n}", "diversity"))
 def _distinct_n(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
-    from evalkit.metrics import diversity  # NLTK: a heavy import, only when the metric runs
-
     return MetricResult(per_doc={f"distinct_{n}": diversity.distinct_n(completions, n) for n in (1, 2, 3)})
 
 
 @metric("self_bleu", lower("self_bleu", "diversity"), higher("self_bleu_diversity", "diversity"))
 def _self_bleu(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Self-BLEU (each sample against all others) and the diversity 100 - Self-BLEU."""
-    from evalkit.metrics.self_bleu import mean_self_bleu, self_bleu_per_sample  # sacrebleu: heavy
-
     per_sample = self_bleu_per_sample(completions)
     value = mean_self_bleu(per_sample)
     return MetricResult(
@@ -51,15 +47,11 @@ def _self_bleu(completions: Sequence[str], doc: Doc, answer_field: str | None) -
 
 @metric("sbert_diversity", higher("sbert_diversity", "diversity"))
 def _sbert_diversity(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
-    from evalkit.metrics import diversity  # NLTK and sentence-transformers: heavy imports
-
     return MetricResult(per_doc={"sbert_diversity": diversity.sbert_diversity(completions)})
 
 
 @metric("embedding_distance", higher("embedding_distance", "diversity"))
 def _embedding_distance(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
-    from evalkit.metrics import diversity  # NLTK and sentence-transformers: heavy imports
-
     return MetricResult(per_doc={"embedding_distance": diversity.embedding_distance(completions)})
 
 
@@ -135,8 +127,6 @@ def _ifeval(completions: Sequence[str], doc: Doc, answer_field: str | None) -> M
 
 def _code_pass_at_k(completions: Sequence[str], programs: list[str]) -> MetricResult:
     """Execute every sample's program in the sandbox; pass@k (unbiased) at 1, 10, 100 and the curve."""
-    from evalkit.sandbox import execute_many  # starts sandbox workers; only for code tasks
-
     results = execute_many(programs)
     n, c = len(completions), sum(r.passed for r in results)
     per_doc = {"accuracy": 100.0 * c / n}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ConfigError
+from evalkit.registry import unknown_name
 
 LOSSES = ("ce", "gem", "tofu", "focal", "ce_entropy")
 # Seed defaults: GEM beta 0.7 (seeds 000/001), TOFU beta 0.8 and gamma 3 (seed 003), focal gamma 2.
@@ -51,8 +52,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            from evalkit.registry import unknown_name
-
             raise ConfigError(str(unknown_name("loss", self.loss, LOSSES)))
         if self.h not in ("linear", "logsigmoid"):
             raise ConfigError(f"h must be linear or logsigmoid, got {self.h!r}")
