@@ -1,4 +1,6 @@
-"""Typed configuration: sampling parameters, task specifications and the run configuration."""
+"""Typed configuration: sampling parameters, a task's data source and prompt, model loading
+options, backend and judge settings, and the run configuration. (Task specifications, one class
+per task kind, are in evalkit/tasks/.)"""
 
 from __future__ import annotations
 
@@ -123,35 +125,6 @@ class PromptSpec:
 
     template: str
     system: str | None = None
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    description: str
-    data: DataSource
-    prompt: PromptSpec
-    sampling: SamplingConfig
-    metrics: tuple[str, ...]
-    suites: tuple[str, ...] = ()
-    answer_field: str | None = None
-    source_file: Path | None = None
-    # Named alternative prompts (e.g. "boxed", "answer_is"); ``prompt`` is the default one's.
-    prompt_styles: dict[str, PromptSpec] = field(default_factory=dict)
-    prompt_style: str | None = None
-    # Model-backed scorers run between generation and metrics: judge name -> options (evalkit.judges).
-    judges: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Tasks that do not generate and score samples (evalkit/task_kinds.py): "lm_eval" (scored by
-    # lm-evaluation-harness) or "perplexity"; their kind's settings are in ``options``.
-    kind: str = "generate"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def with_prompt_style(self, style: str) -> TaskSpec:
-        if style not in self.prompt_styles:
-            from evalkit.registry import unknown_name
-
-            raise ConfigError(f"task {self.name}: {unknown_name('prompt style', style, self.prompt_styles)}")
-        return dataclasses.replace(self, prompt=self.prompt_styles[style], prompt_style=style)
 
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")

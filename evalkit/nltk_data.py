@@ -29,7 +29,7 @@ from typing import Iterable
 
 from evalkit.cache_dir import cache_root
 
-__all__ = ["ensure_punkt", "word_tokenize"]
+__all__ = ["ensure_punkt", "sentences", "word_tokenize"]
 
 _FILES = ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt")
 _ready = False  # word_tokenize has already run ensure_punkt() in this process
@@ -38,7 +38,7 @@ _ready = False  # word_tokenize has already run ensure_punkt() in this process
 def _model_files(language: str) -> dict[str, str]:
     """The four punkt_tab files for ``language``, built from the shipped model."""
     try:
-        from punkt.data import load_module
+        from punkt.data import load_module  # the shipped model: only when NLTK does not find one
 
         model = load_module(language)
     except (ImportError, LookupError) as exc:
@@ -116,3 +116,11 @@ def word_tokenize(text: str) -> list[str]:
         ensure_punkt()
         _ready = True
     return nltk.word_tokenize(text)
+
+
+def sentences(text: str) -> list[str]:
+    """``nltk.sent_tokenize`` with the English punkt_tab model ensured first."""
+    import nltk  # heavy, as above
+
+    ensure_punkt()
+    return nltk.sent_tokenize(text)

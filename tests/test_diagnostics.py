@@ -42,7 +42,7 @@ def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, 
     from evalkit.runner import run
 
     limit = 4
-    _, results = run(
+    results = run(
         RunConfig(
             model=None,
             tasks=("heldout_perplexity",),
@@ -54,7 +54,7 @@ def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, 
             use_cache=False,
         ),
         progress=False,
-    )
+    ).to_json()
     entry = results["tasks"]["heldout_perplexity"]
     records = read_records(shared_data / "alpaca/alpaca_data.json")[-1000:][:limit]
     folder = resolve_model(None).source

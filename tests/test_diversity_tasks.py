@@ -10,9 +10,8 @@ from evalkit import data as data_module
 from evalkit.config import RunConfig
 from evalkit.data import load_documents
 from evalkit.errors import DataError, DataUnavailable
-from evalkit.registry import task_registry
 from evalkit.runner import prepare
-from evalkit.tasks import render_messages
+from evalkit.tasks import render_messages, task_registry
 
 REGISTRY = task_registry()
 

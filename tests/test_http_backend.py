@@ -64,8 +64,8 @@ def test_greedy_over_http_equals_in_process(served, tmp_path):
             backend_options=BackendOptions(base_url=served.url),
         )  # fmt: skip
 
-    _, local = run(config("hf", "a"), progress=False)
-    _, http = run(config("openai", "b"), progress=False)
+    local = run(config("hf", "a"), progress=False).to_json()
+    http = run(config("openai", "b"), progress=False).to_json()
     assert http["tasks"] == local["tasks"]
     _, http_samples = _load(tmp_path / "openai")
     _, local_samples = _load(tmp_path / "hf")
@@ -98,7 +98,7 @@ def _config(tmp_path: Path, url: str, run_id: str, **options) -> RunConfig:
 def test_server_errors_are_retried_until_it_recovers(tmp_path):
     server = ScriptedServer(lambda body, count: ("status", 503 if count % 2 else 500) if count <= 4 else None)
     try:
-        _, results = run(_config(tmp_path, server.url, "flaky", concurrency=2), progress=False)
+        results = run(_config(tmp_path, server.url, "flaky", concurrency=2), progress=False).to_json()
     finally:
         server.close()
     assert results["tasks"]["smoke_arithmetic"]["n_docs"] == 6 and results["cache"]["generated"] == 18
@@ -171,7 +171,7 @@ def test_a_failed_run_closes_its_cache(tmp_path):
 def test_a_server_that_ignores_n_is_asked_once_per_sample(tmp_path):
     server = ScriptedServer(lambda body, count: ("one_choice",))
     try:
-        _, results = run(_config(tmp_path, server.url, "one", concurrency=1), progress=False)
+        results = run(_config(tmp_path, server.url, "one", concurrency=1), progress=False).to_json()
     finally:
         server.close()
     assert results["cache"]["generated"] == 18
@@ -235,16 +235,16 @@ def test_bad_backend_settings_are_one_line_errors(cli):
 def test_several_servers_share_the_requests_and_a_dead_one_is_routed_around(tmp_path):
     healthy, other = ScriptedServer(), ScriptedServer()
     try:
-        _, results = run(_config(tmp_path, f"{healthy.url},{other.url}", "two", concurrency=2), progress=False)
+        results = run(_config(tmp_path, f"{healthy.url},{other.url}", "two", concurrency=2), progress=False).to_json()
         assert results["cache"]["generated"] == 18
         assert len(healthy.requests) == len(other.requests) == 3  # round-robin over 6 prompts
     finally:
         other.close()
     dead = ScriptedServer(lambda body, count: ("status", 503))
     try:
-        _, results = run(
+        results = run(
             _config(tmp_path / "b", f"{dead.url},{healthy.url}", "failover", concurrency=2), progress=False
-        )
+        ).to_json()
     finally:
         dead.close()
         healthy.close()

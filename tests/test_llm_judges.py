@@ -47,7 +47,7 @@ def _scripted_run(tmp_path: Path, run_id: str, rubric: str, script, limit: int, 
                 model="scripted", backend="openai", options=BackendOptions(base_url=server.url), rubrics=(rubric,)
             ),
         )  # fmt: skip
-        _, results = run(config, progress=False)
+        results = run(config, progress=False).to_json()
     finally:
         server.close()
     return results, server
@@ -123,7 +123,7 @@ def test_optional_judges_are_left_out_without_a_judge_model(tmp_path):
         model=None, tasks=("malicious_instruct",), limit=2, data_dir=SHARED_DATA, output_dir=tmp_path,
         run_id="nojudge", cache_dir=tmp_path / "c", sampling_overrides={"n": 2, "max_tokens": 16},
     )  # fmt: skip
-    _, results = run(config, progress=False)
+    results = run(config, progress=False).to_json()
     task = results["tasks"]["malicious_instruct"]
     assert "asr_keyword" in task["metrics"] and "asr" not in task["metrics"] and "judges" not in task
     with pytest.raises(DataUnavailable, match="give --judge MODEL"):
@@ -141,12 +141,12 @@ def test_embedded_judge_in_process_equals_the_judge_over_http(tmp_path, served_j
     """The real embedded model as the judge: in-process and behind `evalkit serve` (127.0.0.1),
     the same judge answers, readings and metrics."""
     local = _config(tmp_path, "local", judges=JudgeConfig(model="embedded", rubrics=("quality",)))
-    _, local_results = run(local, progress=False)
+    local_results = run(local, progress=False).to_json()
     http = _config(
         tmp_path / "h", "http",
         judges=JudgeConfig(rubrics=("quality",), backend="openai", options=BackendOptions(base_url=served_judge.url)),
     )  # fmt: skip
-    _, http_results = run(http, progress=False)
+    http_results = run(http, progress=False).to_json()
     _, local_samples = _results(tmp_path / "out" / "local")
     _, http_samples = _results(tmp_path / "h" / "out" / "http")
     keys = ("quality", "quality_status", "quality_answer")
@@ -158,7 +158,7 @@ def test_embedded_judge_in_process_equals_the_judge_over_http(tmp_path, served_j
     assert local_task["metrics"] == pytest.approx(http_task["metrics"], nan_ok=True)
     assert local_task["judges"]["quality"].startswith("hf:SmolLM2-135M-Instruct")
     # A rerun reads every judgment back from the cache.
-    _, again = run(local, progress=False)
+    again = run(local, progress=False).to_json()
     assert again["tasks"]["smoke_writing"]["judgments"] == local_task["judgments"]
 
 

@@ -51,7 +51,7 @@ def _lm_eval_names(spec) -> set[str]:
     from evalkit.openllm.convert import metric_name
     from evalkit.openllm.harness import lm_eval_task_config
 
-    opts = spec.options["lm_eval"]
+    opts = spec.lm_eval
     config = lm_eval_task_config("mmlu_anatomy" if opts.task == "mmlu" else opts.task)  # a group: one member
     filters = [f["name"] for f in config.get("filter_list", [])] or ["none"]
     names = {metric_name(f"{m['metric']},{f}") for m in config["metric_list"] for f in filters}
@@ -68,7 +68,7 @@ def _perplexity_names() -> set[str]:
 @pytest.fixture(scope="module")
 def reported() -> dict[str, set[str]]:
     """Metric name -> every value name it reports on the shipped tasks that use it."""
-    from evalkit.registry import task_registry
+    from evalkit.tasks import task_registry
 
     registry = task_registry()
     out: dict[str, set[str]] = {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalkit.backends.base import Backend, PromptBatch, sample_seed
+from evalkit.backends.base import Backend, LogitsBackend, LogLikelihoodBackend, PromptBatch, sample_seed
 from evalkit.config import ModelOptions, SamplingConfig
-from evalkit.models import choose_device, load_tokenizer, load_weights, resolve_model
+from evalkit.models import choose_device, choose_dtype, dtype_name, load_tokenizer, load_weights, resolve_model
 
 
 def render_chat(tokenizer, messages: Sequence[dict[str, str]]) -> str:  # noqa: ANN001
@@ -50,7 +50,7 @@ class LocalModelBackend(Backend):
         return render_chat(self.tokenizer, messages)
 
 
-class HFBackend(LocalModelBackend):
+class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
     """Tokenizer and weights load on first use: a run served entirely from the cache (prompts
     and samples) imports neither torch nor transformers."""
 
@@ -77,6 +77,27 @@ class HFBackend(LocalModelBackend):
 
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}
+
+    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+        """lm-eval's "hf" model on this model folder or hub id, device and dtype."""
+        device = self.device
+        # Log-likelihood batches hold [batch, length, vocabulary] logits: 25-shot ARC contexts are
+        # ~1-2k tokens. On a GPU lm-eval finds the largest batch that fits ("auto", at most
+        # --batch-size); on a CPU batches stay small whatever --batch-size (sized for generation) says.
+        batch: dict[str, Any] = {"batch_size": min(batch_size, 4)}
+        if device.startswith("cuda"):
+            batch = {"batch_size": "auto", "max_batch_size": batch_size}
+        args = {
+            "pretrained": str(self.resolved.source),
+            "device": device,
+            "dtype": dtype_name(choose_dtype(device, self.resolved.options.dtype)),
+            **batch,
+        }
+        if self.resolved.revision is not None:
+            args["revision"] = self.resolved.revision
+        if self.resolved.options.trust_remote_code:
+            args["trust_remote_code"] = True
+        return "hf", args
 
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         return max(1, self.batch_size // sampling.decodes)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-from evalkit.backends.base import PromptBatch, sample_seed
+from evalkit.backends.base import LogLikelihoodBackend, PromptBatch, sample_seed
 from evalkit.backends.hf import LocalModelBackend, adds_special_tokens
 from evalkit.config import BackendOptions, ModelOptions, SamplingConfig
 from evalkit.errors import ModelError
@@ -34,7 +34,7 @@ Request = tuple[list[int], dict[str, Any]]  # (prompt token ids, SamplingParams 
 
 def _import_vllm() -> Any:
     try:
-        import vllm
+        import vllm  # heavy, and only on a CUDA machine: only when the backend generates
     except ImportError:
         raise ModelError("--backend vllm needs vLLM on a CUDA machine: pip install 'evalkit[vllm]'") from None
     return vllm
@@ -177,7 +177,7 @@ class DataParallelPool:
         self._workers = []
 
 
-class VLLMBackend(LocalModelBackend):
+class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
     name = "vllm"
     samples_depend_on_n = True  # vLLM seeds a request (all n samples) as a whole
 
@@ -192,6 +192,22 @@ class VLLMBackend(LocalModelBackend):
             return {"vllm": metadata.version("vllm")}
         except metadata.PackageNotFoundError:
             return {}
+
+    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+        """lm-eval's own vLLM model (log-likelihoods through prompt logprobs) with this backend's
+        settings; lm-eval starts its data-parallel engines itself."""
+        options = self.options
+        args: dict[str, Any] = {
+            "pretrained": str(self.resolved.source),
+            "tensor_parallel_size": options.tensor_parallel_size,
+            "data_parallel_size": options.data_parallel_size,
+            "gpu_memory_utilization": options.gpu_memory_utilization,
+            "batch_size": "auto",
+            "seed": seed,
+        }
+        if options.max_model_len is not None:
+            args["max_model_len"] = options.max_model_len
+        return "vllm", args
 
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         # vLLM schedules a call's requests itself; the runner caches after each call.

@@ -153,6 +153,11 @@ def fixed_set_loss(model: Any, examples: list, loss_fn: Callable, pad_id: int, b
     return total / max(weight, 1)
 
 
+def fine_tune(model: str | None = None, *, data: str, output_dir: Path | str, **options: Any) -> dict[str, Any]:
+    """`evalkit train` as a function (``evalkit.train(...)``): the options of TrainConfig."""
+    return train(TrainConfig(model=model, data=data, output_dir=Path(output_dir), **options))
+
+
 def train(config: TrainConfig) -> dict[str, Any]:
     """Fine-tune and save; returns what is written to OUTPUT_DIR/evalkit_train.json."""
     import torch

@@ -1,75 +1,67 @@
-"""Parse and validate task YAML files into TaskSpec, and render a document's prompt."""
+"""A generating task's file -> GenerateTaskSpec, and a document's chat messages from its prompt.
+
+```yaml
+data: {path: data/titles.jsonl}          # or package, local (under --data-dir), hub; fields, filter
+prompt: {template: "Write about {{ title }}.", system: "..."}   # or styles: {name: {template, system}}
+sampling: {n: 4, temperature: 1.0, max_tokens: 96}
+metrics: [ngram_diversity, self_bleu]    # evalkit.metrics.METRICS
+answer_field: answer                     # for metrics that check answers
+judges: {reward_model: {...}}            # evalkit.judges.JUDGES, run before the metrics
+```
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-import jinja2
-import yaml
-
-from evalkit.config import DataSource, PromptSpec, SamplingConfig, TaskSpec
+from evalkit.config import DataSource, PromptSpec, SamplingConfig
 from evalkit.errors import ConfigError
+from evalkit.judges import JUDGES
+from evalkit.metrics import METRICS
+from evalkit.registry import unknown_name
+from evalkit.tasks.base import TaskSpec, mapping, reject_unknown
+from evalkit.templates import check_template, render
 
-_TOP_LEVEL = {
-    "name",
-    "description",
-    "data",
-    "prompt",
-    "sampling",
-    "metrics",
-    "suites",
-    "answer_field",
-    "judges",
-    "kind",
-}
+GENERATE_FIELDS = frozenset({"data", "prompt", "sampling", "metrics", "answer_field", "judges"})
 _DATA_FIELDS = {"path", "package", "local", "hub", "subset", "split", "filter", "fields"}
 _PROMPT_FIELDS = {"template", "system", "styles", "style"}
 _STYLE_FIELDS = {"template", "system"}
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
-def _sentences(text: str) -> list[str]:
-    """Jinja filter: the sentences of a text (NLTK punkt, offline)."""
-    from evalkit.nltk_data import ensure_punkt
+@dataclass(frozen=True, kw_only=True)
+class GenerateTaskSpec(TaskSpec):
+    kind: ClassVar[str] = "generate"
 
-    ensure_punkt()
-    import nltk
+    data: DataSource
+    prompt: PromptSpec
+    sampling: SamplingConfig
+    answer_field: str | None = None
+    # Named alternative prompts (e.g. "boxed", "answer_is"); ``prompt`` is the default one's.
+    prompt_styles: dict[str, PromptSpec] = field(default_factory=dict)
+    prompt_style: str | None = None
+    # Model-backed scorers run between generation and metrics: judge name -> options (evalkit.judges).
+    judges: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    return nltk.sent_tokenize(text)
+    @property
+    def samples_per_document(self) -> int:
+        return self.sampling.n
+
+    def with_prompt_style(self, style: str) -> GenerateTaskSpec:
+        if style not in self.prompt_styles:
+            raise ConfigError(f"task {self.name}: {unknown_name('prompt style', style, self.prompt_styles)}")
+        return dataclasses.replace(self, prompt=self.prompt_styles[style], prompt_style=style)
 
 
-_JINJA.filters["sentences"] = _sentences
-
-
-def load_task_file(path: Path) -> TaskSpec:
-    where = f"task file {path}"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where} is not valid UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where} is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping of fields, got {type(raw).__name__}")
-    if raw.get("kind", "generate") != "generate":  # lm_eval and perplexity tasks: evalkit/task_kinds.py
-        from evalkit.task_kinds import load_kind_task
-
-        return load_kind_task(where, raw, path)
-    _reject_unknown(where, raw, _TOP_LEVEL)
-    name = raw.get("name", path.stem)
-    if name != path.stem:
-        raise ConfigError(f"{where}: name '{name}' must equal the file name '{path.stem}'")
-
-    data = _mapping(where, raw, "data")
-    _reject_unknown(f"{where} data", data, _DATA_FIELDS)
+def parse_generate_task(where: str, raw: dict[str, Any], common: dict[str, Any]) -> GenerateTaskSpec:
+    data = mapping(where, raw, "data")
+    reject_unknown(f"{where} data", data, _DATA_FIELDS)
     if not any(data.get(k) for k in ("path", "package", "local", "hub")):
         raise ConfigError(f"{where}: data needs one of 'path', 'package', 'local' or 'hub'")
 
-    prompt = _mapping(where, raw, "prompt")
-    _reject_unknown(f"{where} prompt", prompt, _PROMPT_FIELDS)
+    prompt = mapping(where, raw, "prompt")
+    reject_unknown(f"{where} prompt", prompt, _PROMPT_FIELDS)
     styles = _prompt_styles(where, prompt)
     if styles:
         style = prompt.get("style", next(iter(styles)))
@@ -85,12 +77,8 @@ def load_task_file(path: Path) -> TaskSpec:
     metrics = raw.get("metrics")
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise ConfigError(f"{where}: metrics must be a non-empty list of metric names")
-    from evalkit.metrics import METRICS  # late import: metrics pull in heavier libraries
-
     for metric in metrics:
         if metric not in METRICS:
-            from evalkit.registry import unknown_name
-
             raise ConfigError(f"{where}: {unknown_name('metric', metric, METRICS.names())}")
         spec = METRICS.get(metric)
         if spec.compute is None:
@@ -104,23 +92,16 @@ def load_task_file(path: Path) -> TaskSpec:
         if missing:
             raise ConfigError(f"{where}: metric '{metric}' needs the judge(s) {missing} under 'judges'")
 
-    suites = raw.get("suites", [])
-    if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
-        raise ConfigError(f"{where}: suites must be a list of names")
-
-    return TaskSpec(
-        judges=judges,
-        name=name,
-        description=str(raw.get("description", "")).strip(),
+    return GenerateTaskSpec(
+        **common,
         data=DataSource(**data),
         prompt=default,
         prompt_styles=styles,
         prompt_style=style,
         sampling=SamplingConfig.from_dict(raw.get("sampling"), where),
         metrics=tuple(metrics),
-        suites=tuple(suites),
         answer_field=raw.get("answer_field"),
-        source_file=path,
+        judges=judges,
     )
 
 
@@ -130,25 +111,10 @@ def _judges(where: str, raw: Any) -> dict[str, dict[str, Any]]:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(v, dict) or v is None for v in raw.values()):
         raise ConfigError(f"{where}: judges must be a mapping of judge name -> options")
-    from evalkit.judges import JUDGES  # late import, like metrics
-
     for name in raw:
         if name not in JUDGES:
-            from evalkit.registry import unknown_name
-
             raise ConfigError(f"{where}: {unknown_name('judge', str(name), JUDGES.names())}")
     return {str(k): dict(v or {}) for k, v in raw.items()}
-
-
-def check_template(where: str, template: Any, field: str = "template") -> str:
-    """A non-empty Jinja template that parses (task prompts, judge rubrics)."""
-    if not isinstance(template, str) or not template.strip():
-        raise ConfigError(f"{where}: {field} must be a non-empty string")
-    try:
-        _JINJA.parse(template)
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where}: {field} line {exc.lineno}: {exc.message}") from None
-    return template
 
 
 def _prompt_spec(where: str, prompt: dict[str, Any]) -> PromptSpec:
@@ -169,31 +135,15 @@ def _prompt_styles(where: str, prompt: dict[str, Any]) -> dict[str, PromptSpec]:
     for name, spec in styles.items():
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: prompt.styles.{name} must be a mapping with a template")
-        _reject_unknown(f"{where} prompt.styles.{name}", spec, _STYLE_FIELDS)
+        reject_unknown(f"{where} prompt.styles.{name}", spec, _STYLE_FIELDS)
         out[str(name)] = _prompt_spec(f"{where} prompt.styles.{name}", spec)
     return out
 
 
-def render_messages(spec: TaskSpec, doc: dict[str, Any]) -> list[dict[str, str]]:
+def render_messages(spec: GenerateTaskSpec, doc: dict[str, Any]) -> list[dict[str, str]]:
     """The chat messages for one document (system turn first when the task has one)."""
-    try:
-        user = _JINJA.from_string(spec.prompt.template).render(**doc).strip()
-    except jinja2.UndefinedError as exc:
-        raise ConfigError(f"task {spec.name}: prompt template uses a field the data lacks: {exc.message}") from None
+    user = render(spec.prompt.template, doc, f"task {spec.name}: prompt template uses a field the data lacks")
     messages = [{"role": "user", "content": user}]
     if spec.prompt.system:
         messages.insert(0, {"role": "system", "content": spec.prompt.system})
     return messages
-
-
-def _mapping(where: str, raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: '{key}' must be a mapping")
-    return value
-
-
-def _reject_unknown(where: str, raw: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
