@@ -13,9 +13,10 @@ from evalkit.backends.openai import OpenAIBackend, choice_texts, request_body
 from evalkit.config import BackendOptions, RunConfig, SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.runner import run
-from tests.http_servers import EvalkitServer, ScriptedServer, canned_text
+from tests.conftest import SMOKE_ARGS
+from tests.http_servers import ScriptedServer, canned_text
 
-SMOKE = ["--suite", "smoke", "--limit", "3", "--n", "2", "--max-tokens", "24", "--seed", "11", "--quiet"]
+SMOKE = [*SMOKE_ARGS, "--seed", "7"]  # the session's smoke run (smoke_run)
 
 
 def _load(run_dir: Path) -> tuple[dict, list[dict]]:
@@ -25,23 +26,19 @@ def _load(run_dir: Path) -> tuple[dict, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def served():
-    server = EvalkitServer()
-    yield server
-    server.close()
+def served(evalkit_server):
+    return evalkit_server
 
 
-def test_http_run_reproduces_in_process_samples_and_compares(cli, served, tmp_path):
+def test_http_run_reproduces_in_process_samples_and_compares(cli, served, smoke_run, tmp_path):
+    """The session's in-process smoke run (seed 7), run again through `evalkit serve`."""
     out = tmp_path / "out"
-    common = [*SMOKE, "--output-dir", str(out)]
-    local = cli("run", *common, "--run-id", "local", "--cache-dir", str(tmp_path / "c1"))
-    assert local.returncode == 0, local.stderr
     http = cli(
-        "run", *common, "--run-id", "http", "--cache-dir", str(tmp_path / "c2"),
+        "run", *SMOKE, "--output-dir", str(out), "--run-id", "http", "--cache-dir", str(tmp_path / "c2"),
         "--backend", "openai", "--base-url", served.url, "--concurrency", "3",
     )  # fmt: skip
     assert http.returncode == 0, http.stderr
-    local_results, local_samples = _load(out / "local")
+    local_results, local_samples = _load(smoke_run.run_dir)
     http_results, http_samples = _load(out / "http")
     assert http_results["backend"] == "openai" and http_results["model"] == "SmolLM2-135M-Instruct"
     key = [(s["task"], s["doc_index"], s["sample_index"]) for s in local_samples]
@@ -49,7 +46,7 @@ def test_http_run_reproduces_in_process_samples_and_compares(cli, served, tmp_pa
     # Sampled (T > 0), not only greedy: the server draws sample i with the same per-sample seed.
     assert [s["completion"] for s in http_samples] == [s["completion"] for s in local_samples]
     assert http_results["tasks"] == local_results["tasks"]
-    compared = cli("compare", str(out / "local"), str(out / "http"), "--json")
+    compared = cli("compare", str(smoke_run.run_dir), str(out / "http"), "--json")
     assert compared.returncode == 0, compared.stderr
     rows = json.loads(compared.stdout)["rows"]
     assert rows and all(d == 0 for r in rows for d in r["deltas"] if d is not None)
@@ -154,17 +151,8 @@ def test_client_errors_fail_at_once_with_the_servers_message(tmp_path):
     finally:
         server.close()
     assert len(server.requests) <= 8  # no retries: at most the requests already in flight
-
-
-def test_a_failed_run_closes_its_cache(tmp_path):
-    server = ScriptedServer(lambda body, count: ("status", 400))
-    try:
-        with pytest.raises(EvalkitError, match="HTTP 400"):
-            run(_config(tmp_path, server.url, "closed", max_retries=0), progress=False)
-    finally:
-        server.close()
+    # The failed run closed its cache: SQLite removes the write-ahead log with the last connection.
     (cache,) = tmp_path.rglob("generations.sqlite")
-    # SQLite removes the write-ahead log when the last connection to the file closes.
     assert not cache.with_name(cache.name + "-wal").exists()
 
 

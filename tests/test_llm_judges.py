@@ -15,7 +15,7 @@ from evalkit.errors import DataUnavailable
 from evalkit.judges.rubrics import load_rubric, rubric_files
 from evalkit.runner import run
 from tests.conftest import SHARED_DATA
-from tests.http_servers import EvalkitServer, ScriptedServer
+from tests.http_servers import ScriptedServer
 from tests.test_judgment_parsing import SCORES
 
 
@@ -131,10 +131,8 @@ def test_optional_judges_are_left_out_without_a_judge_model(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def served_judge():
-    server = EvalkitServer()
-    yield server
-    server.close()
+def served_judge(evalkit_server):
+    return evalkit_server
 
 
 def test_embedded_judge_in_process_equals_the_judge_over_http(tmp_path, served_judge):
