@@ -70,6 +70,9 @@ class TaskResult:
     def from_json(cls, raw: Any, where: str) -> TaskResult:
         if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
             raise EvalkitError(f"{where} has no 'metrics' mapping")
+        for name, value in raw["metrics"].items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise EvalkitError(f"{where}: metric {name!r} is {value!r}, not a number")
         known = {"metrics", "stderr", "n_docs", "n_samples", "sampling", "prompt_style", "judges", "judgments"}
         return cls(
             metrics=dict(raw["metrics"]),
@@ -146,7 +149,9 @@ class RunResult:
         if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
             raise EvalkitError(f"{file} is not an evalkit results file (no 'tasks' mapping)")
         version = data.get("schema_version", 0)
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise EvalkitError(f"{file}: schema_version must be an integer, got {version!r}")
+        if version > SCHEMA_VERSION:
             raise EvalkitError(
                 f"{file} has results schema {version!r}, newer than this evalkit reads ({SCHEMA_VERSION}): "
                 "upgrade evalkit"

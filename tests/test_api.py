@@ -82,6 +82,8 @@ def test_results_written_before_schema_version_and_hand_written_baselines_load(t
         ({"schema_version": 99, "tasks": {}}, "newer than this evalkit reads"),
         ({"tasks": {"math": {"n_docs": 1}}}, "task 'math' has no 'metrics' mapping"),
         ({"runs": []}, "not an evalkit results file"),
+        ({"schema_version": "1", "tasks": {}}, "schema_version must be an integer"),
+        ({"tasks": {"math": {"metrics": {"accuracy": "high"}}}}, "metric 'accuracy' is 'high', not a number"),
     ]:
         (old / "results.json").write_text(json.dumps(data))
         with pytest.raises(EvalkitError, match=message):
