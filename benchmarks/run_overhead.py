@@ -56,8 +56,8 @@ def timed(cmd: list[str]) -> float:
 
 
 def bare_spec(path: Path, batch_size: int) -> None:
-    from evalkit.backends.embedded import default_model_dir
     from evalkit.config import RunConfig
+    from evalkit.embedded import default_model_dir
     from evalkit.runner import prepare
     from evalkit.tasks import render_messages
 

@@ -38,8 +38,6 @@ def sample_key(fingerprint: str, prompt: str, sampling: SamplingConfig, index: i
 class GenerationCache:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.hits = 0
-        self.misses = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=60)

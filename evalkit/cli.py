@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from evalkit import api
+from evalkit.diagnostics.distance import checkpoint_distance
+from evalkit.diagnostics.next_token import next_token_distribution, plot_next_tokens
 from evalkit.errors import EvalkitError
+from evalkit.report import render_report, write_report
+from evalkit.results import json_safe
+from evalkit.serve import ServeConfig
+from evalkit.serve import serve as serve_model
 from evalkit.serve_limits import ServeLimits
+from evalkit.summary import print_comparison, print_findings, print_summary, print_task_list
+from evalkit.tasks import suites, task_registry
 
 _SERVE_LIMITS = ServeLimits()  # the defaults of `evalkit serve`'s limits
-
-# Options that override the tasks' default sampling; None means "keep the task's value".
-_SAMPLING_OPTIONS = ("n", "temperature", "top_p", "top_k", "max_tokens")
-_BACKEND_OPTIONS = (
-    "base_url",
-    "api_key_env",
-    "api",
-    "concurrency",
-    "request_timeout",
-    "max_retries",
-    "tensor_parallel_size",
-    "data_parallel_size",
-    "gpu_memory_utilization",
-    "max_model_len",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -54,11 +51,7 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
-    "--task-dir",
-    "task_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Folder of extra task YAML files (repeatable).",
+    "--task-dir", multiple=True, type=click.Path(path_type=Path), help="Folder of extra task YAML files (repeatable)."
 )
 @click.option("--reward-model", default=None, help="Reward model folder or hub id (default: the task's).")
 @click.option(
@@ -85,43 +78,9 @@ def cli() -> None:
 @click.option("--judge-api-key-env", default=None, help="NAME of the variable holding the judge server's key.")
 @click.option("--judge-rubric", multiple=True, help="Add this rubric judge (judges/NAME.yaml) to every task.")
 @click.option("--judge-max-tokens", type=click.IntRange(min=1), default=None, help="Cap on the judge's answers.")
-def run(**opts: object) -> None:
+def run(**opts: Any) -> None:
     """Generate samples for tasks and score them; writes OUTPUT_DIR/RUN_ID/results.json."""
-    from evalkit.config import BackendOptions, RunConfig
-    from evalkit.runner import run as run_tasks
-    from evalkit.summary import print_summary
-
-    overrides = {k: opts[k] for k in _SAMPLING_OPTIONS if opts[k] is not None}
-    if opts["stop"]:
-        overrides["stop"] = tuple(opts["stop"])
-    config = RunConfig(
-        model=opts["model"],
-        suite=opts["suite"],
-        tasks=tuple(t.strip() for t in str(opts["tasks"]).split(",") if t.strip()),
-        backend=str(opts["backend"]),
-        sampling_overrides=overrides,
-        limit=opts["limit"],
-        seed=opts["seed"],
-        data_dir=opts["data_dir"],
-        output_dir=opts["output_dir"],
-        run_id=opts["run_id"],
-        batch_size=opts["batch_size"],
-        device=str(opts["device"]),
-        use_cache=not opts["no_cache"],
-        cache_dir=opts["cache_dir"],
-        task_dirs=tuple(opts["task_dirs"]),
-        prompt_style=opts["prompt_style"],
-        backend_options=BackendOptions(**{k: opts[k] for k in _BACKEND_OPTIONS}),  # type: ignore[arg-type]
-        reward_model=opts["reward_model"],
-        equivalence=opts["equivalence"],
-        judge=opts["judge"],
-        judge_backend=str(opts["judge_backend"]),
-        judge_options=BackendOptions(base_url=opts["judge_base_url"], api_key_env=opts["judge_api_key_env"]),
-        judge_rubrics=tuple(opts["judge_rubric"]),
-        judge_max_tokens=opts["judge_max_tokens"],
-    )
-    run_dir, results = run_tasks(config, progress=not opts["quiet"])
-    print_summary(results, run_dir)
+    print_summary(api.evaluate(**opts))
 
 
 @cli.command(name="list")
@@ -130,9 +89,6 @@ def run(**opts: object) -> None:
 )
 def list_tasks(task_dirs: tuple[Path, ...]) -> None:
     """List tasks and suites."""
-    from evalkit.registry import suites, task_registry
-    from evalkit.summary import print_task_list
-
     registry = task_registry(*task_dirs)
     print_task_list([registry.get(n) for n in registry.names()], suites(registry))
 
@@ -144,21 +100,13 @@ def list_tasks(task_dirs: tuple[Path, ...]) -> None:
 @click.option("--bootstrap-seed", type=int, default=0, show_default=True)
 def compare(runs: tuple[Path, ...], as_json: bool, confidence: float, bootstrap_seed: int) -> None:
     """Compare runs against the first: values, deltas, paired-bootstrap CIs and verdicts."""
-    import json
-
-    from evalkit.comparison import compare_runs
-    from evalkit.results import json_safe, load_results
-    from evalkit.summary import print_comparison
-
     if len(runs) < 2:
         raise EvalkitError("compare needs at least two runs")
-    loaded = [load_results(r) for r in runs]
-    rows = compare_runs(loaded, confidence, bootstrap_seed)
+    comparison = api.compare(*runs, confidence=confidence, bootstrap_seed=bootstrap_seed)
     if as_json:
-        payload = {"runs": [r["run_id"] for r in loaded], "confidence": confidence, "rows": [r.to_json() for r in rows]}
-        click.echo(json.dumps(json_safe(payload), indent=2))
+        click.echo(json.dumps(json_safe(comparison.to_json()), indent=2))
     else:
-        print_comparison(loaded, rows, confidence)
+        print_comparison(comparison)
 
 
 @cli.command()
@@ -169,32 +117,18 @@ def compare(runs: tuple[Path, ...], as_json: bool, confidence: float, bootstrap_
 @click.option(
     "--max-relative-drop", type=click.FloatRange(min=0), default=None, help="Default tolerance as a fraction."
 )
-@click.option("--metric", "only", multiple=True, help="Gate only this metric (repeatable).")
+@click.option("--metric", multiple=True, help="Gate only this metric (repeatable).")
 @click.option("--require-significance", is_flag=True, help="A drop must also be significant (paired bootstrap).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.pass_context
-def check(ctx: click.Context, run: Path, baseline: Path, policy: Path | None, **opts: object) -> None:
+def check(ctx: click.Context, run: Path, baseline: Path, as_json: bool, **opts: Any) -> None:
     """Gate a run against a baseline: exit 0 within bounds, 1 on a regression, 2 on bad input."""
-    import dataclasses
-    import json
-
-    from evalkit.check import CheckPolicy, Tolerance, check_run, load_policy
-    from evalkit.results import load_results
-    from evalkit.summary import print_findings
-
-    rules = load_policy(policy) if policy else CheckPolicy()
-    if opts["max_drop"] is not None or opts["max_relative_drop"] is not None:
-        rules.default = Tolerance(opts["max_drop"], opts["max_relative_drop"])  # type: ignore[arg-type]
-    if opts["only"]:
-        rules.only = tuple(opts["only"])  # type: ignore[arg-type]
-    rules.require_significance = rules.require_significance or bool(opts["require_significance"])
-    current, base = load_results(run), load_results(baseline)
-    findings = check_run(current, base, rules)
-    if opts["as_json"]:
-        click.echo(json.dumps([dataclasses.asdict(f) for f in findings], indent=2))
+    outcome = api.check(run, baseline, **opts)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(f) for f in outcome.findings], indent=2))
     else:
-        print_findings(findings, current, base)
-    if any(f.status != "ok" for f in findings):
+        print_findings(outcome)
+    if not outcome.passed:
         ctx.exit(1)
 
 
@@ -205,18 +139,12 @@ def check(ctx: click.Context, run: Path, baseline: Path, policy: Path | None, **
 @click.option("--samples-per-doc", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--diversity-metric", default=None, help="x axis of the scatter (default: ngram_diversity, ...).")
 @click.option("--quality-metric", default=None, help="y axis of the scatter (default: accuracy, pass@1, ...).")
-def report(runs: tuple[Path, ...], output: Path, **opts: object) -> None:
+def report(runs: tuple[Path, ...], output: Path, **opts: Any) -> None:
     """Write one self-contained HTML page with metric tables, curves and sample outputs."""
-    from evalkit.report import render_report, write_report
-    from evalkit.results import load_results
-
     if output.is_dir():
         raise EvalkitError(f"-o {output} is a folder; give a file name such as report.html")
-    loaded = [load_results(r) for r in runs]
-    names = [r["run_id"] for r in loaded]
-    if len(set(names)) < len(names):
-        raise EvalkitError(f"two runs share a run id ({', '.join(names)}); give each run its own --run-id")
-    html = render_report(loaded, **opts)  # type: ignore[arg-type]
+    loaded = api.report_runs(runs)
+    html = render_report(loaded, **opts)
     write_report(output, html)
     click.echo(f"report: {output} ({len(loaded)} runs, {len(html) // 1024} KiB)")
 
@@ -258,17 +186,13 @@ def report(runs: tuple[Path, ...], output: Path, **opts: object) -> None:
 @click.option("--logging-steps", type=int, default=10, show_default=True)
 @click.option("--save-steps", type=int, default=0, help="Intermediate checkpoints every N steps (0: final only).")
 @click.option("--seed", type=int, default=42, show_default=True)
-def train(**opts: object) -> None:
+def train(**opts: Any) -> None:
     """Fine-tune a model with CE, GEM, TOFU, focal or CE+entropy; the checkpoint loads with `evalkit run --model`."""
-    from evalkit.train.config import TrainConfig
-    from evalkit.train.trainer import train as run_training
-
-    config = TrainConfig(**opts)  # type: ignore[arg-type]
-    info = run_training(config)
+    info = api.train(**opts)
     click.echo(
-        f"trained {info['steps']} steps on {info['examples']} examples with {config.loss} ({info['loss_path']} path); "
-        f"loss on the first 32 examples {info['fixed_set_loss_before']:.4f} -> {info['fixed_set_loss_after']:.4f}; "
-        f"checkpoint: {config.output_dir}"
+        f"trained {info['steps']} steps on {info['examples']} examples with {opts['loss']} "
+        f"({info['loss_path']} path); loss on the first 32 examples {info['fixed_set_loss_before']:.4f} -> "
+        f"{info['fixed_set_loss_after']:.4f}; checkpoint: {opts['output_dir']}"
     )
 
 
@@ -322,21 +246,18 @@ def train(**opts: object) -> None:
     show_default=True,
     help="Seconds a client has to send a request.",
 )
-def serve(**opts: object) -> None:
+def serve(**opts: Any) -> None:
     """Serve a model over an OpenAI-compatible API (chat and completions) with the transformers backend."""
-    from evalkit.serve import ServeConfig
-    from evalkit.serve import serve as serve_model
-
     limits = ServeLimits(
-        max_n=opts["max_n"],  # type: ignore[arg-type]
-        max_tokens=opts["max_tokens_limit"],  # type: ignore[arg-type]
-        max_prompt_tokens=opts["max_prompt_tokens"],  # type: ignore[arg-type]
-        max_body_bytes=opts["max_body_bytes"],  # type: ignore[arg-type]
-        max_connections=opts["max_connections"],  # type: ignore[arg-type]
-        read_timeout=opts["read_timeout"],  # type: ignore[arg-type]
+        max_n=opts["max_n"],
+        max_tokens=opts["max_tokens_limit"],
+        max_prompt_tokens=opts["max_prompt_tokens"],
+        max_body_bytes=opts["max_body_bytes"],
+        max_connections=opts["max_connections"],
+        read_timeout=opts["read_timeout"],
     )
     fields = ("model", "host", "port", "device", "batch_size", "served_model_name", "api_key_env")
-    serve_model(ServeConfig(**{k: opts[k] for k in fields}, limits=limits))  # type: ignore[arg-type]
+    serve_model(ServeConfig(**{k: opts[k] for k in fields}, limits=limits))
 
 
 @cli.group()
@@ -352,8 +273,6 @@ def diagnose() -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG file to write.")
 def next_token(probe: str, models: tuple[str, ...], top_k: int, no_chat: bool, output: Path) -> None:
     """Plot the next-token distribution of a probe prompt for one or several models (log axis)."""
-    from evalkit.diagnostics.next_token import next_token_distribution, plot_next_tokens
-
     if output.suffix.lower() != ".png":
         raise EvalkitError(f"-o {output}: give a .png file name")
     results = [next_token_distribution(m, probe, top_k, chat=not no_chat) for m in (models or (None,))]
@@ -370,11 +289,6 @@ def next_token(probe: str, models: tuple[str, ...], top_k: int, no_chat: bool, o
 @click.option("--json", "as_json", is_flag=True, help="Print the distances (and per-tensor ones) as JSON.")
 def distance(checkpoint: str, base: str | None, as_json: bool) -> None:
     """L2 distance of a checkpoint's parameters (full folder or LoRA adapter) from its base model."""
-    import dataclasses
-    import json
-
-    from evalkit.diagnostics.distance import checkpoint_distance
-
     d = checkpoint_distance(checkpoint, base)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(d), indent=2))

@@ -10,7 +10,7 @@ from typing import Any
 
 from evalkit.metrics.bootstrap import PairedInterval, paired_bootstrap
 from evalkit.metrics.directions import direction
-from evalkit.results import load_document_scores, metric_value
+from evalkit.results import RunResult
 
 DocValues = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric values
 DocWeights = dict[str, dict[str, dict[str, float]]]  # task -> document key -> metric weights (when not 1)
@@ -46,11 +46,27 @@ class ComparisonRow:
         }
 
 
-def document_values(run: dict[str, Any]) -> tuple[DocValues, DocWeights]:
+@dataclass(frozen=True)
+class Comparison:
+    """Runs compared with the first: one row per task and metric they share."""
+
+    runs: list[RunResult]
+    rows: list[ComparisonRow]
+    confidence: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": [r.run_id for r in self.runs],
+            "confidence": self.confidence,
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+def document_values(run: RunResult) -> tuple[DocValues, DocWeights]:
     """Per-document metric values and weights by task and document id (older files: by position)."""
     values: DocValues = {}
     weights: DocWeights = {}
-    for row in load_document_scores(run):
+    for row in run.documents():
         key = str(row.get("doc_id", row.get("doc_index")))
         values.setdefault(row["task"], {})[key] = {k: (math.nan if v is None else v) for k, v in row["metrics"].items()}
         weights.setdefault(row["task"], {})[key] = row.get("weights", {})
@@ -72,20 +88,20 @@ def _verdict(metric: str, interval: PairedInterval | None) -> str:
     return "better" if (raw == "higher") == (d == "higher") else "worse"
 
 
-def compare_runs(runs: Sequence[dict[str, Any]], confidence: float = 0.95, seed: int = 0) -> list[ComparisonRow]:
+def compare_runs(runs: Sequence[RunResult], confidence: float = 0.95, seed: int = 0) -> list[ComparisonRow]:
     """One row per (task, metric) of the first run that every other run has too."""
     loaded = [document_values(r) for r in runs]
     doc_values = [values for values, _ in loaded]
     base_weights = loaded[0][1]
     rows = []
-    for task, entry in runs[0]["tasks"].items():
-        if not all(task in r["tasks"] for r in runs[1:]):
+    for task, entry in runs[0].tasks.items():
+        if not all(task in r.tasks for r in runs[1:]):
             continue
-        for metric in entry["metrics"]:
-            base = metric_value(entry, metric)
+        for metric in entry.metrics:
+            base = entry.value(metric)
             row = ComparisonRow(task, metric, direction(metric), [base])
             for run, values in zip(runs[1:], doc_values[1:]):
-                value = metric_value(run["tasks"][task], metric)
+                value = run.value(task, metric)
                 row.values.append(value)
                 a, b, w = _paired(doc_values[0].get(task, {}), values.get(task, {}), base_weights.get(task, {}), metric)
                 interval = paired_bootstrap(a, b, confidence, seed=seed, weights=w) if a else None

@@ -1,4 +1,6 @@
-"""Typed configuration: sampling parameters, task specifications and the run configuration."""
+"""Typed configuration: sampling parameters, a task's data source and prompt, model loading
+options, backend and judge settings, and the run configuration. (Task specifications, one class
+per task kind, are in evalkit/tasks/.)"""
 
 from __future__ import annotations
 
@@ -126,33 +128,22 @@ class PromptSpec:
     system: str | None = None
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 @dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    description: str
-    data: DataSource
-    prompt: PromptSpec
-    sampling: SamplingConfig
-    metrics: tuple[str, ...]
-    suites: tuple[str, ...] = ()
-    answer_field: str | None = None
-    source_file: Path | None = None
-    # Named alternative prompts (e.g. "boxed", "answer_is"); ``prompt`` is the default one's.
-    prompt_styles: dict[str, PromptSpec] = field(default_factory=dict)
-    prompt_style: str | None = None
-    # Model-backed scorers run between generation and metrics: judge name -> options (evalkit.judges).
-    judges: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Tasks that do not generate and score samples (evalkit/task_kinds.py): "lm_eval" (scored by
-    # lm-evaluation-harness) or "perplexity"; their kind's settings are in ``options``.
-    kind: str = "generate"
-    options: dict[str, Any] = field(default_factory=dict)
+class ModelOptions:
+    """How a model's weights are fetched and loaded, the same for every backend and judge that loads
+    one (evalkit.models). The defaults are the hub's main revision, no code from the model's repo,
+    and bfloat16 on a GPU, float32 on a CPU."""
 
-    def with_prompt_style(self, style: str) -> TaskSpec:
-        if style not in self.prompt_styles:
-            from evalkit.registry import unknown_name
+    dtype: str = "auto"
+    revision: str | None = None  # a branch, tag or commit of a hub model
+    trust_remote_code: bool = False
 
-            raise ConfigError(f"task {self.name}: {unknown_name('prompt style', style, self.prompt_styles)}")
-        return dataclasses.replace(self, prompt=self.prompt_styles[style], prompt_style=style)
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
 
 @dataclass(frozen=True)
@@ -196,6 +187,33 @@ class BackendOptions:
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    """What the run says about its judges (evalkit.judges); None keeps each task's default."""
+
+    reward_model: str | None = None  # reward model folder or hub id
+    equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
+    # The LLM judge (rubric judges in judges/): a model on any generation backend. Without one,
+    # optional rubric judges are left out and tasks that require one are unavailable.
+    model: str | None = None  # "embedded", a folder, a hub id, or a served model name
+    backend: str = "hf"
+    options: BackendOptions = field(default_factory=BackendOptions)
+    rubrics: tuple[str, ...] = ()  # rubric judges added to every task of the run (e.g. quality)
+    max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields under the names of the command-line options, as results.json records them."""
+        return {
+            "reward_model": self.reward_model,
+            "equivalence": self.equivalence,
+            "judge": self.model,
+            "judge_backend": self.backend,
+            "judge_options": dataclasses.asdict(self.options),
+            "judge_rubrics": list(self.rubrics),
+            "judge_max_tokens": self.max_tokens,
+        }
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything `evalkit run` was asked to do; recorded verbatim in results.json."""
 
@@ -216,15 +234,7 @@ class RunConfig:
     cache_dir: Path | None = None  # generation cache folder; default $EVALKIT_CACHE or ~/.cache/evalkit
     prompt_style: str | None = None  # for tasks that offer several prompts
     backend_options: BackendOptions = field(default_factory=BackendOptions)
-    # Judges (evalkit.judges): None keeps each task's default.
-    reward_model: str | None = None  # reward model folder or hub id
-    equivalence: str | None = None  # NoveltyBench equivalence: deberta[:PATH] | rouge1[:T] | sbert[:T] | llm[:MODEL]
-    # LLM judges (rubrics in judges/): the judge model, its backend and that backend's settings.
-    judge: str | None = None  # "embedded", a folder, a hub id, or a served model name
-    judge_backend: str = "hf"
-    judge_options: BackendOptions = field(default_factory=BackendOptions)
-    judge_rubrics: tuple[str, ...] = ()  # rubric judges added to every task of the run (e.g. quality)
-    judge_max_tokens: int | None = None  # cap on the judge's answers (default: each rubric's max_tokens)
+    judges: JudgeConfig = field(default_factory=JudgeConfig)
 
     def to_json(self) -> dict[str, Any]:
         """The record in results.json: every URL without its userinfo (``http://***@host``), so
@@ -234,5 +244,5 @@ class RunConfig:
             d[key] = str(d[key]) if d[key] is not None else None
         d["tasks"] = list(self.tasks)
         d["task_dirs"] = [str(p) for p in self.task_dirs]
-        d["judge_rubrics"] = list(self.judge_rubrics)
-        return redact_strings(d)
+        del d["judges"]
+        return redact_strings({**d, **self.judges.to_json()})

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from evalkit.config import DataSource, TaskSpec
+from evalkit.config import DataSource
 from evalkit.errors import DataError, DataUnavailable
 from evalkit.resources import hf_offline, tasks_dir
 
 Document = dict[str, Any]
 
 
-def load_documents(spec: TaskSpec, data_dir: Path | None = None, limit: int | None = None) -> list[Document]:
+class TaskWithData(Protocol):
+    """A task that reads documents: its name, its data source and the file it was read from."""
+
+    name: str
+    data: DataSource
+    source_file: Path | None
+
+
+def load_documents(
+    spec: TaskWithData, data_dir: Path | None = None, limit: int | None = None, answer_field: str | None = None
+) -> list[Document]:
+    """The task's documents (renamed and filtered as its data source says), the first ``limit``;
+    ``answer_field``: every document must have it."""
     task_folder = spec.source_file.parent if spec.source_file else tasks_dir()
     docs = _load(spec.name, spec.data, data_dir, task_folder)
     if spec.data.fields:
@@ -26,8 +39,8 @@ def load_documents(spec: TaskSpec, data_dir: Path | None = None, limit: int | No
         docs = [d for d in docs if all(_matches(d.get(k), v) for k, v in spec.data.filter.items())]
     if not docs:
         raise DataError(f"task {spec.name}: the data source holds no documents")
-    if spec.answer_field and any(spec.answer_field not in d for d in docs):
-        raise DataError(f"task {spec.name}: some documents lack the answer field '{spec.answer_field}'")
+    if answer_field and any(answer_field not in d for d in docs):
+        raise DataError(f"task {spec.name}: some documents lack the answer field '{answer_field}'")
     return docs[:limit] if limit is not None else docs
 
 
@@ -45,8 +58,6 @@ def _matches(value: Any, wanted: Any) -> bool:
 
 def _package_file(task: str, reference: str) -> Path:
     """``package/relative/path`` -> the file inside the installed package."""
-    import importlib.util
-
     package, _, relative = reference.partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -67,9 +78,9 @@ def _load(task: str, source: DataSource, data_dir: Path | None, task_folder: Pat
         try:
             return _load_hub(task, source)
         except DataError as exc:
-            offline = source.package or source.path
-            if not offline:
+            if not (source.package or source.path):
                 raise
+            offline = f"the data shipped with {source.package}" if source.package else f"the shipped {source.path}"
             print(f"evalkit: {exc}; using {offline} instead", file=sys.stderr)
     if source.package:
         return read_records(_package_file(task, source.package))

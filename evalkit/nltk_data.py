@@ -27,11 +27,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-import nltk
-
 from evalkit.cache_dir import cache_root
 
-__all__ = ["ensure_punkt", "word_tokenize"]
+__all__ = ["ensure_punkt", "sentences", "word_tokenize"]
 
 _FILES = ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt")
 _ready = False  # word_tokenize has already run ensure_punkt() in this process
@@ -40,7 +38,7 @@ _ready = False  # word_tokenize has already run ensure_punkt() in this process
 def _model_files(language: str) -> dict[str, str]:
     """The four punkt_tab files for ``language``, built from the shipped model."""
     try:
-        from punkt.data import load_module
+        from punkt.data import load_module  # the shipped model: only when NLTK does not find one
 
         model = load_module(language)
     except (ImportError, LookupError) as exc:
@@ -74,6 +72,8 @@ def ensure_punkt(language: str = "english") -> Path:
     Directories are created without group/world write bits: NLTK refuses data roots
     that other accounts could write to.
     """
+    import nltk  # heavy (about a second): only when text is tokenized
+
     resource = f"tokenizers/punkt_tab/{language}/"
     try:
         return Path(str(nltk.data.find(resource)))
@@ -109,8 +109,18 @@ def ensure_punkt(language: str = "english") -> Path:
 
 def word_tokenize(text: str) -> list[str]:
     """``nltk.word_tokenize`` with the English punkt_tab model ensured first."""
+    import nltk  # heavy, as above; imported already after the first call
+
     global _ready
     if not _ready:
         ensure_punkt()
         _ready = True
     return nltk.word_tokenize(text)
+
+
+def sentences(text: str) -> list[str]:
+    """``nltk.sent_tokenize`` with the English punkt_tab model ensured first."""
+    import nltk  # heavy, as above
+
+    ensure_punkt()
+    return nltk.sent_tokenize(text)

@@ -1,4 +1,5 @@
-"""One registry mechanism for everything looked up by name: tasks, suites, metrics, backends.
+"""One registry mechanism for everything looked up by name: tasks, task kinds, metrics, judges,
+backends, equivalence methods.
 
 Names resolve lazily (task YAML files are parsed only when asked for) and an unknown name
 fails with a did-you-mean suggestion, as lm-eval's registry does.
@@ -8,10 +9,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Generic, TypeVar
 
-from evalkit.errors import ConfigError, EvalkitError, shown
+from evalkit.errors import EvalkitError, shown
 
 T = TypeVar("T")
 
@@ -55,45 +55,3 @@ class Registry(Generic[T]):
                 raise unknown_name(self.kind, name, self.names())
             self._items[name] = self._loaders.pop(name)()
         return self._items[name]
-
-
-def task_registry(*extra_dirs: Path) -> Registry:
-    """Tasks from the shipped tasks folder (and any extra folders): one YAML file per task."""
-    from evalkit.resources import tasks_dir
-    from evalkit.tasks import load_task_file
-
-    registry: Registry = Registry("task")
-    for folder in (tasks_dir(), *extra_dirs):
-        if not folder.is_dir():
-            raise ConfigError(f"task folder not found: {folder}")
-        for path in sorted(folder.glob("*.yaml")):
-            registry.add_lazy(path.stem, lambda p=path: load_task_file(p))
-    return registry
-
-
-def suites(registry: Registry) -> dict[str, list[str]]:
-    """Suite name -> task names, from the ``suites`` field of every task; ``all`` holds every task."""
-    members: dict[str, list[str]] = {"all": []}
-    for name in registry.names():
-        spec = registry.get(name)
-        members["all"].append(name)
-        for suite in spec.suites:
-            members.setdefault(suite, []).append(name)
-    return members
-
-
-def resolve_tasks(registry: Registry, suite: str | None, tasks: Iterable[str]) -> list[str]:
-    """Task names for a run: the suite's members and/or the named tasks, in a stable order."""
-    names: list[str] = []
-    if suite:
-        all_suites = suites(registry)
-        if suite not in all_suites:
-            raise unknown_name("suite", suite, all_suites)
-        names.extend(all_suites[suite])
-    for name in tasks:
-        registry.get(name)  # raises with a suggestion when unknown or malformed
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise ConfigError("nothing to run: give --suite or --tasks")
-    return names

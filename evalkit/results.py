@@ -1,4 +1,11 @@
-"""Result files: OUTPUT_DIR/<run_id>/results.json and samples.jsonl, written atomically."""
+"""Result files, read and written here only: OUTPUT_DIR/<run_id>/results.json (a RunResult),
+documents.jsonl (per-document metric values) and samples.jsonl (per-sample completions and
+scores), written atomically.
+
+results.json carries ``schema_version``. Files without one (written before it existed) load the
+same way, and so does a hand-written baseline with only ``{"tasks": {TASK: {"metrics": {...}}}}``
+(JSON or YAML); a file from a newer evalkit is refused with the reason.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import os
 import platform
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,13 +24,152 @@ from typing import Any
 import yaml
 
 from evalkit import __version__
+from evalkit.data import read_records
 from evalkit.errors import EvalkitError
 from evalkit.yaml_files import load_yaml
 
+SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
 DOCUMENTS_FILE = "documents.jsonl"
 _VERSIONED = ("torch", "transformers", "datasets", "nltk", "sacrebleu", "accelerate")
+
+
+@dataclass
+class TaskResult:
+    """One task's entry in results.json."""
+
+    metrics: dict[str, float | None]  # None (null in the file): not computable, e.g. no readable judgment
+    stderr: dict[str, float] = field(default_factory=dict)
+    n_docs: int | None = None
+    n_samples: int | None = None
+    sampling: dict[str, Any] | None = None  # the sampling values used (generating tasks)
+    prompt_style: str | None = None
+    judges: dict[str, str] = field(default_factory=dict)  # judge -> the model or method it used
+    judgments: dict[str, Any] = field(default_factory=dict)  # judge -> what it could and could not read
+    details: dict[str, Any] = field(default_factory=dict)  # what the task's kind records besides
+
+    def value(self, metric: str) -> float | None:
+        """The metric as a float; None when it is missing or not a number (null, NaN)."""
+        value = self.metrics.get(metric)
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"metrics": self.metrics, "stderr": self.stderr}
+        optional = {
+            "n_docs": self.n_docs,
+            "n_samples": self.n_samples,
+            "sampling": self.sampling,
+            "prompt_style": self.prompt_style,
+            "judges": self.judges,
+            "judgments": self.judgments,
+        }
+        out.update((key, value) for key, value in optional.items() if value not in (None, {}))
+        return {**out, **self.details}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> TaskResult:
+        if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
+            raise EvalkitError(f"{where} has no 'metrics' mapping")
+        for name, value in raw["metrics"].items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise EvalkitError(f"{where}: metric {name!r} is {value!r}, not a number")
+        known = {"metrics", "stderr", "n_docs", "n_samples", "sampling", "prompt_style", "judges", "judgments"}
+        return cls(
+            metrics=dict(raw["metrics"]),
+            stderr=dict(raw.get("stderr") or {}),
+            n_docs=raw.get("n_docs"),
+            n_samples=raw.get("n_samples"),
+            sampling=raw.get("sampling"),
+            prompt_style=raw.get("prompt_style"),
+            judges=dict(raw.get("judges") or {}),
+            judgments=dict(raw.get("judgments") or {}),
+            details={k: v for k, v in raw.items() if k not in known},
+        )
+
+
+@dataclass
+class RunResult:
+    """A run: what was run on which model, and every task's result. ``path``: the run folder it
+    was written to or read from (documents.jsonl and samples.jsonl are read from there)."""
+
+    run_id: str
+    model: str
+    tasks: dict[str, TaskResult]
+    model_fingerprint: str | None = None
+    backend: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # RunConfig.to_json() of the run
+    versions: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+    created: str | None = None
+    cache: dict[str, int] = field(default_factory=dict)  # hits, generated
+    timing: dict[str, float] = field(default_factory=dict)  # total_s, generation_s
+    skipped: dict[str, str] = field(default_factory=dict)  # task -> why its data could not be had
+    schema_version: int = SCHEMA_VERSION  # of the file it was read from (0: written before versions)
+    path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # fields of the file this version does not know
+
+    def value(self, task: str, metric: str) -> float | None:
+        """A task's metric as a float; None when the task or the value is missing or not a number."""
+        entry = self.tasks.get(task)
+        return None if entry is None else entry.value(metric)
+
+    @property
+    def total_samples(self) -> int:
+        return sum(t.n_samples or 0 for t in self.tasks.values())
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Per-document metric values (documents.jsonl); none for a hand-written baseline."""
+        return _rows(self.path, DOCUMENTS_FILE)
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Per-sample prompts, completions and scores (samples.jsonl); none for a hand-written baseline."""
+        return _rows(self.path, SAMPLES_FILE)
+
+    def to_json(self) -> dict[str, Any]:
+        """The results.json content."""
+        return {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "model": self.model,
+            "model_fingerprint": self.model_fingerprint,
+            "backend": self.backend,
+            "config": self.config,
+            "versions": self.versions,
+            "seed": self.seed,
+            "created": self.created,
+            "cache": self.cache,
+            "timing": self.timing,
+            "tasks": {name: entry.to_json() for name, entry in self.tasks.items()},
+            "skipped": self.skipped,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, file: Path) -> RunResult:
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
+            raise EvalkitError(f"{file} is not an evalkit results file (no 'tasks' mapping)")
+        version = data.get("schema_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise EvalkitError(f"{file}: schema_version must be an integer, got {version!r}")
+        if version > SCHEMA_VERSION:
+            raise EvalkitError(
+                f"{file} has results schema {version!r}, newer than this evalkit reads ({SCHEMA_VERSION}): "
+                "upgrade evalkit"
+            )
+        tasks = {str(t): TaskResult.from_json(e, f"{file}: task {t!r}") for t, e in data["tasks"].items()}
+        fields = {
+            "model_fingerprint", "backend", "config", "versions", "seed", "created", "cache", "timing", "skipped"
+        }  # fmt: skip
+        return cls(
+            run_id=str(data.get("run_id") or (file.parent.name if file.name == RESULTS_FILE else file.stem)),
+            model=str(data.get("model") or "?"),
+            tasks=tasks,
+            **{k: data[k] for k in fields if data.get(k) is not None},
+            schema_version=version,
+            path=file.parent,
+            extra={k: v for k, v in data.items() if k not in fields | {"schema_version", "run_id", "model", "tasks"}},
+        )
 
 
 def library_versions() -> dict[str, str]:
@@ -44,12 +191,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
-
-
-def metric_value(entry: dict[str, Any] | None, metric: str) -> float | None:
-    """A task entry's metric as a float; None when the task or the value is missing or NaN."""
-    value = None if entry is None else entry["metrics"].get(metric)
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def document_id(doc: dict[str, Any]) -> str:
@@ -88,25 +229,26 @@ def _jsonl(rows: Iterable[dict[str, Any]]) -> Iterable[str]:
 
 
 def write_run(
-    run_dir: Path, results: dict[str, Any], samples: Iterable[dict[str, Any]], documents: Iterable[dict[str, Any]]
+    run_dir: Path, result: RunResult, samples: Iterable[dict[str, Any]], documents: Iterable[dict[str, Any]]
 ) -> None:
     """samples.jsonl and documents.jsonl (per-document metric values) first, results.json last:
-    a run folder with results.json is complete."""
+    a run folder with results.json is complete. Sets ``result.path``."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(run_dir / SAMPLES_FILE, _jsonl(samples))
         _atomic_write(run_dir / DOCUMENTS_FILE, _jsonl(documents))
-        _atomic_write(run_dir / RESULTS_FILE, [json.dumps(json_safe(results), indent=2, ensure_ascii=False) + "\n"])
+        text = json.dumps(json_safe(result.to_json()), indent=2, ensure_ascii=False) + "\n"
+        _atomic_write(run_dir / RESULTS_FILE, [text])
     except OSError as exc:
         raise EvalkitError(
             f"cannot write results to {run_dir}: {exc.strerror or exc}; generations are cached, re-run to write them"
         ) from None
+    result.path = run_dir
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    """results.json of a run, given the run folder or the file itself.
-
-    A hand-written baseline file needs only ``{"tasks": {TASK: {"metrics": {...}}}}``."""
+def load_results(path: Path | str) -> RunResult:
+    """A run's results, given its folder or results file (JSON, or YAML for a hand-written baseline)."""
+    path = Path(path)
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
         text = file.read_text(encoding="utf-8")
@@ -115,28 +257,10 @@ def load_results(path: Path) -> dict[str, Any]:
         raise EvalkitError(f"no results found at {path}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         raise EvalkitError(f"cannot read results {file}: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
-        raise EvalkitError(f"{file} is not an evalkit results file (no 'tasks' mapping)")
-    for task, entry in data["tasks"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
-            raise EvalkitError(f"{file}: task {task!r} has no 'metrics' mapping")
-    data.setdefault("run_id", file.parent.name if file.name == RESULTS_FILE else file.stem)
-    data.setdefault("model", "?")
-    data["path"] = str(file.parent)
-    return data
+    return RunResult.from_json(data, file)
 
 
-def _rows(file: Path) -> list[dict[str, Any]]:
+def _rows(run_dir: Path | None, name: str) -> list[dict[str, Any]]:
     """The rows of a run's jsonl file; an empty list when the run has none (a hand-written baseline)."""
-    from evalkit.data import read_records
-
-    return read_records(file) if file.is_file() else []
-
-
-def load_document_scores(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-document metric values of a loaded run (documents.jsonl beside its results.json)."""
-    return _rows(Path(results["path"]) / DOCUMENTS_FILE)
-
-
-def load_samples(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return _rows(Path(results["path"]) / SAMPLES_FILE)
+    file = run_dir / name if run_dir is not None else None
+    return read_records(file) if file is not None and file.is_file() else []

@@ -2,42 +2,42 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from evalkit.check import Finding
-from evalkit.comparison import ComparisonRow
-from evalkit.config import TaskSpec
+from evalkit.comparison import Comparison
+from evalkit.gate import CheckOutcome
+from evalkit.results import RESULTS_FILE, RunResult
+from evalkit.tasks import TaskSpec
 
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None or value != value else f"{value:.2f}"
 
 
-def print_summary(results: dict[str, Any], run_dir: Path) -> None:
+def print_summary(result: RunResult) -> None:
     console = Console()
-    table = Table(title=f"{results['model']} · {results['backend']} · seed {results['seed']}")
+    table = Table(title=f"{result.model} · {result.backend} · seed {result.seed}")
     for column in ("task", "metric", "value", "± stderr", "docs", "samples"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
-    for task, entry in results["tasks"].items():
-        for i, (metric, value) in enumerate(entry["metrics"].items()):
+    for task, entry in result.tasks.items():
+        for i, (metric, value) in enumerate(entry.metrics.items()):
             first = i == 0
             table.add_row(
                 task if first else "",
                 metric,
                 _fmt(value),
-                _fmt(entry["stderr"].get(metric)),
-                str(entry["n_docs"]) if first else "",
-                str(entry["n_samples"]) if first else "",
+                _fmt(entry.stderr.get(metric)),
+                str(entry.n_docs) if first else "",
+                str(entry.n_samples) if first else "",
             )
     console.print(table)
-    cache = results["cache"]
+    where = result.path / RESULTS_FILE if result.path else "not written"
     console.print(
-        f"cache: {cache['hits']} samples reused, {cache['generated']} generated · "
-        f"{results['timing']['total_s']:.1f}s · results: {run_dir / 'results.json'}"
+        f"cache: {result.cache['hits']} samples reused, {result.cache['generated']} generated · "
+        f"{result.timing['total_s']:.1f}s · results: {where}"
     )
 
 
@@ -48,7 +48,11 @@ def print_task_list(specs: list[TaskSpec], suites: dict[str, list[str]]) -> None
         tasks.add_column(column)
     for spec in specs:
         tasks.add_row(
-            spec.name, ", ".join(spec.suites), str(spec.sampling.n), ", ".join(spec.metrics), _first_sentence(spec)
+            spec.name,
+            ", ".join(spec.suites),
+            str(spec.samples_per_document),
+            ", ".join(spec.metrics),
+            _first_sentence(spec),
         )
     console.print(tasks)
     table = Table(title="suites")
@@ -67,16 +71,17 @@ def _first_sentence(spec: TaskSpec) -> str:
 _VERDICT_STYLE = {"better": "green", "worse": "red"}
 
 
-def print_comparison(runs: list[dict[str, Any]], rows: list[ComparisonRow], confidence: float = 0.95) -> None:
+def print_comparison(comparison: Comparison) -> None:
     console = Console()
+    runs, rows, confidence = comparison.runs, comparison.rows, comparison.confidence
     title = f"comparison against the first run (Δ with paired-bootstrap {confidence:.0%} CI over documents)"
     table = Table(title=title)
     table.add_column("task")
     table.add_column("metric")
     for run in runs:
-        table.add_column(f"{run['run_id']}\n{run['model']}", justify="right")
+        table.add_column(f"{run.run_id}\n{run.model}", justify="right")
     for run in runs[1:]:
-        table.add_column(f"Δ {run['run_id']}", justify="right")
+        table.add_column(f"Δ {run.run_id}", justify="right")
         table.add_column("verdict")
     for row in rows:
         cells = [row.task, row.metric + ("" if row.direction == "higher" else f" ({row.direction})")]
@@ -96,9 +101,10 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{value:+.2f}"
 
 
-def print_findings(findings: list[Finding], run: dict[str, Any], baseline: dict[str, Any]) -> None:
+def print_findings(outcome: CheckOutcome) -> None:
     console = Console()
-    table = Table(title=f"check {run['run_id']} against baseline {baseline['run_id']}")
+    findings = outcome.findings
+    table = Table(title=f"check {outcome.run.run_id} against baseline {outcome.baseline.run_id}")
     for column in ("task", "metric", "baseline", "run", "status", "why"):
         table.add_column(column, justify="right" if column in ("baseline", "run") else "left")
     for f in findings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -51,6 +52,90 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def run_and_load(root: Path, name: str, *args: str, cache: str | None = None) -> tuple[dict, list[dict]]:
+    """`evalkit run ARGS` into ROOT/out/NAME with the cache ROOT/(CACHE or NAME): its results and samples."""
+    out = root / "out"
+    result = run_cli(
+        "run", *args, "--output-dir", str(out), "--run-id", name, "--cache-dir", str(root / (cache or name))
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = out / name
+    results = json.loads((run_dir / "results.json").read_text())
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    return results, samples
+
+
+# The smoke suite, small: 3 documents of each task, 2 samples of at most 32 tokens.
+SMOKE_ARGS = ("--suite", "smoke", "--limit", "3", "--n", "2", "--max-tokens", "32", "--quiet")
+
+
+@dataclass
+class FinishedRun:
+    root: Path  # the session's folder of smoke runs: runs in ROOT/out/NAME, caches in ROOT/NAME
+    name: str
+    results: dict
+    samples: list[dict]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "out" / self.name
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / self.name
+
+
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("smoke-runs")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_root) -> FinishedRun:
+    """`evalkit run` of the small smoke suite with seed 7 on the embedded model, once per session."""
+    return FinishedRun(smoke_root, "first", *run_and_load(smoke_root, "first", *SMOKE_ARGS, "--seed", "7"))
+
+
+@pytest.fixture(scope="session")
+def smoke_run_seed_8(smoke_root) -> FinishedRun:
+    """The same run with seed 8 (its own cache), once per session."""
+    return FinishedRun(smoke_root, "other-seed", *run_and_load(smoke_root, "other-seed", *SMOKE_ARGS, "--seed", "8"))
+
+
+@pytest.fixture(scope="session")
+def evalkit_server():
+    """`evalkit serve` of the embedded model on 127.0.0.1, shared by the tests that talk to it."""
+    from tests.http_servers import EvalkitServer
+
+    server = EvalkitServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_folder() -> Path:
+    from evalkit.embedded import default_model_dir
+
+    return default_model_dir()
+
+
+@pytest.fixture(scope="session")
+def embedded_model(embedded_folder):
+    """The embedded model in float32 on the CPU, loaded once; tests only read it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(embedded_folder, dtype=torch.float32).eval()
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(embedded_folder):
+    """The embedded model's tokenizer as transformers loads it, once; tests only read it."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_folder)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ def build_tiny_reward_model(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
-    from evalkit.backends.embedded import default_model_dir
+    from evalkit.embedded import default_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())
     tokenizer.chat_template = CHAT_TEMPLATE

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-_SKIPPING = '''
+_SKIPPING = """
 import pytest
 pytest.importorskip("a_package_that_is_not_installed", reason="needs a_package")
 
 def test_never_collected():
     pass
-'''
-_TESTS = '''
+"""
+_TESTS = """
 import pytest
 
 def test_data():
@@ -31,7 +31,7 @@ def test_gpu():
 
 def test_passes():
     assert 1 + 1 == 2
-'''
+"""
 
 
 def _pytest(folder: Path, ci: str | None) -> subprocess.CompletedProcess:

@@ -92,7 +92,7 @@ def test_humaneval_task_runs_offline_on_the_embedded_model(cli, tmp_path):
 
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])
 def test_code_tasks_are_in_the_code_suite(name):
-    from evalkit.registry import suites, task_registry
+    from evalkit.tasks import suites, task_registry
 
     registry = task_registry()
     assert name in suites(registry)["code"] and registry.get(name).sampling.n == 200

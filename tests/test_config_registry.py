@@ -8,8 +8,8 @@ import pytest
 
 from evalkit.config import SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError
-from evalkit.registry import Registry, resolve_tasks, suites, task_registry
-from evalkit.tasks import load_task_file, render_messages
+from evalkit.registry import Registry
+from evalkit.tasks import load_task_file, render_messages, resolve_tasks, suites, task_registry
 
 
 @pytest.mark.parametrize(

@@ -33,16 +33,14 @@ def _reference(records, model, tokenizer):
     return ce, ent
 
 
-def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, tmp_path):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from evalkit.backends.hf import resolve_model
+def test_heldout_perplexity_and_entropy_match_a_direct_computation(
+    shared_data, tmp_path, embedded_model, embedded_tokenizer
+):
     from evalkit.data import read_records
     from evalkit.runner import run
 
     limit = 4
-    _, results = run(
+    results = run(
         RunConfig(
             model=None,
             tasks=("heldout_perplexity",),
@@ -54,29 +52,27 @@ def test_heldout_perplexity_and_entropy_match_a_direct_computation(shared_data, 
             use_cache=False,
         ),
         progress=False,
-    )
+    ).to_json()
     entry = results["tasks"]["heldout_perplexity"]
     records = read_records(shared_data / "alpaca/alpaca_data.json")[-1000:][:limit]
-    folder = resolve_model(None)[1]
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    ce, ent = _reference(records, model, AutoTokenizer.from_pretrained(folder))
+    ce, ent = _reference(records, embedded_model, embedded_tokenizer)
     assert entry["n_tokens"] == len(ce) and entry["n_docs"] == limit
     assert entry["metrics"]["perplexity"] == pytest.approx(math.exp(sum(ce) / len(ce)), rel=1e-4)
     assert entry["metrics"]["entropy"] == pytest.approx(sum(ent) / len(ent), rel=1e-4)
     assert 1 < entry["metrics"]["perplexity"] < 1000 and entry["metrics"]["entropy"] > 0
 
 
-def test_distance_is_zero_to_itself_and_matches_a_hand_perturbed_copy(tmp_path):
+def test_distance_is_zero_to_itself_and_matches_a_hand_perturbed_copy(tmp_path, embedded_model):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from evalkit.backends.hf import resolve_model
     from evalkit.diagnostics.distance import checkpoint_distance, parameter_distance
+    from evalkit.models import resolve_model
 
-    folder = resolve_model(None)[1]
+    folder = resolve_model(None).source
     assert checkpoint_distance(str(folder), None).l2 == 0.0
 
-    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    base = embedded_model
     copy = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     params = dict(copy.named_parameters())
     names = [n for n in params if n.endswith("mlp.down_proj.weight")][:2]
@@ -95,16 +91,16 @@ def test_distance_is_zero_to_itself_and_matches_a_hand_perturbed_copy(tmp_path):
     assert 0 < d.relative < 1
 
 
-def test_distance_of_a_lora_adapter_is_that_of_its_merged_weights(tmp_path):
+def test_distance_of_a_lora_adapter_is_that_of_its_merged_weights(tmp_path, embedded_model):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from evalkit.backends.hf import resolve_model
     from evalkit.diagnostics.distance import checkpoint_distance
+    from evalkit.models import resolve_model
 
-    folder = resolve_model(None)[1]
-    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    folder = resolve_model(None).source
+    base = embedded_model
     peft_model = get_peft_model(
         AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
         LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False),

@@ -90,7 +90,7 @@ def test_per_prompt_skips_undefined_values_in_the_mean():
 def test_gem_wrap_renders_prompt_and_response_with_the_chat_template():
     from transformers import AutoTokenizer
 
-    from evalkit.backends.embedded import default_model_dir
+    from evalkit.embedded import default_model_dir
     from evalkit.metrics.diversity import gem_wrap, self_bleu
 
     tokenizer = AutoTokenizer.from_pretrained(default_model_dir())

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from evalkit import data as data_module
+from evalkit import hub
 from evalkit.config import RunConfig
 from evalkit.data import load_documents
 from evalkit.errors import DataError, DataUnavailable
-from evalkit.registry import task_registry
 from evalkit.runner import prepare
-from evalkit.tasks import render_messages
+from evalkit.tasks import render_messages, task_registry
 
 REGISTRY = task_registry()
 
@@ -70,6 +70,7 @@ def test_hub_rows_are_renamed_and_a_failing_hub_falls_back_to_the_shipped_file(m
     spec = REGISTRY.get("poem_writing")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setattr(hub, "unreachable_reason", lambda: None)  # a reachable hub, wherever the test runs
     monkeypatch.setattr(data_module, "_load_hub", lambda task, source: [{"poem name": "Ode", "content": "..."}])
     assert load_documents(spec)[0]["title"] == "Ode"
 

@@ -13,9 +13,10 @@ from evalkit.backends.openai import OpenAIBackend, choice_texts, request_body
 from evalkit.config import BackendOptions, RunConfig, SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.runner import run
-from tests.http_servers import EvalkitServer, ScriptedServer, canned_text
+from tests.conftest import SMOKE_ARGS
+from tests.http_servers import ScriptedServer, canned_text
 
-SMOKE = ["--suite", "smoke", "--limit", "3", "--n", "2", "--max-tokens", "24", "--seed", "11", "--quiet"]
+SMOKE = [*SMOKE_ARGS, "--seed", "7"]  # the session's smoke run (smoke_run)
 
 
 def _load(run_dir: Path) -> tuple[dict, list[dict]]:
@@ -25,23 +26,19 @@ def _load(run_dir: Path) -> tuple[dict, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def served():
-    server = EvalkitServer()
-    yield server
-    server.close()
+def served(evalkit_server):
+    return evalkit_server
 
 
-def test_http_run_reproduces_in_process_samples_and_compares(cli, served, tmp_path):
+def test_http_run_reproduces_in_process_samples_and_compares(cli, served, smoke_run, tmp_path):
+    """The session's in-process smoke run (seed 7), run again through `evalkit serve`."""
     out = tmp_path / "out"
-    common = [*SMOKE, "--output-dir", str(out)]
-    local = cli("run", *common, "--run-id", "local", "--cache-dir", str(tmp_path / "c1"))
-    assert local.returncode == 0, local.stderr
     http = cli(
-        "run", *common, "--run-id", "http", "--cache-dir", str(tmp_path / "c2"),
+        "run", *SMOKE, "--output-dir", str(out), "--run-id", "http", "--cache-dir", str(tmp_path / "c2"),
         "--backend", "openai", "--base-url", served.url, "--concurrency", "3",
     )  # fmt: skip
     assert http.returncode == 0, http.stderr
-    local_results, local_samples = _load(out / "local")
+    local_results, local_samples = _load(smoke_run.run_dir)
     http_results, http_samples = _load(out / "http")
     assert http_results["backend"] == "openai" and http_results["model"] == "SmolLM2-135M-Instruct"
     key = [(s["task"], s["doc_index"], s["sample_index"]) for s in local_samples]
@@ -49,7 +46,7 @@ def test_http_run_reproduces_in_process_samples_and_compares(cli, served, tmp_pa
     # Sampled (T > 0), not only greedy: the server draws sample i with the same per-sample seed.
     assert [s["completion"] for s in http_samples] == [s["completion"] for s in local_samples]
     assert http_results["tasks"] == local_results["tasks"]
-    compared = cli("compare", str(out / "local"), str(out / "http"), "--json")
+    compared = cli("compare", str(smoke_run.run_dir), str(out / "http"), "--json")
     assert compared.returncode == 0, compared.stderr
     rows = json.loads(compared.stdout)["rows"]
     assert rows and all(d == 0 for r in rows for d in r["deltas"] if d is not None)
@@ -64,8 +61,8 @@ def test_greedy_over_http_equals_in_process(served, tmp_path):
             backend_options=BackendOptions(base_url=served.url),
         )  # fmt: skip
 
-    _, local = run(config("hf", "a"), progress=False)
-    _, http = run(config("openai", "b"), progress=False)
+    local = run(config("hf", "a"), progress=False).to_json()
+    http = run(config("openai", "b"), progress=False).to_json()
     assert http["tasks"] == local["tasks"]
     _, http_samples = _load(tmp_path / "openai")
     _, local_samples = _load(tmp_path / "hf")
@@ -98,7 +95,7 @@ def _config(tmp_path: Path, url: str, run_id: str, **options) -> RunConfig:
 def test_server_errors_are_retried_until_it_recovers(tmp_path):
     server = ScriptedServer(lambda body, count: ("status", 503 if count % 2 else 500) if count <= 4 else None)
     try:
-        _, results = run(_config(tmp_path, server.url, "flaky", concurrency=2), progress=False)
+        results = run(_config(tmp_path, server.url, "flaky", concurrency=2), progress=False).to_json()
     finally:
         server.close()
     assert results["tasks"]["smoke_arithmetic"]["n_docs"] == 6 and results["cache"]["generated"] == 18
@@ -154,12 +151,15 @@ def test_client_errors_fail_at_once_with_the_servers_message(tmp_path):
     finally:
         server.close()
     assert len(server.requests) <= 8  # no retries: at most the requests already in flight
+    # The failed run closed its cache: SQLite removes the write-ahead log with the last connection.
+    (cache,) = tmp_path.rglob("generations.sqlite")
+    assert not cache.with_name(cache.name + "-wal").exists()
 
 
 def test_a_server_that_ignores_n_is_asked_once_per_sample(tmp_path):
     server = ScriptedServer(lambda body, count: ("one_choice",))
     try:
-        _, results = run(_config(tmp_path, server.url, "one", concurrency=1), progress=False)
+        results = run(_config(tmp_path, server.url, "one", concurrency=1), progress=False).to_json()
     finally:
         server.close()
     assert results["cache"]["generated"] == 18
@@ -223,16 +223,16 @@ def test_bad_backend_settings_are_one_line_errors(cli):
 def test_several_servers_share_the_requests_and_a_dead_one_is_routed_around(tmp_path):
     healthy, other = ScriptedServer(), ScriptedServer()
     try:
-        _, results = run(_config(tmp_path, f"{healthy.url},{other.url}", "two", concurrency=2), progress=False)
+        results = run(_config(tmp_path, f"{healthy.url},{other.url}", "two", concurrency=2), progress=False).to_json()
         assert results["cache"]["generated"] == 18
         assert len(healthy.requests) == len(other.requests) == 3  # round-robin over 6 prompts
     finally:
         other.close()
     dead = ScriptedServer(lambda body, count: ("status", 503))
     try:
-        _, results = run(
+        results = run(
             _config(tmp_path / "b", f"{dead.url},{healthy.url}", "failover", concurrency=2), progress=False
-        )
+        ).to_json()
     finally:
         dead.close()
         healthy.close()

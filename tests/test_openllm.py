@@ -95,7 +95,7 @@ def _direct_configs(data: Path) -> list[dict]:
 def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     import lm_eval
 
-    from evalkit.backends.hf import resolve_model
+    from evalkit.models import resolve_model
     from evalkit.runner import run
 
     task_dir = tmp_path / "tasks"
@@ -116,7 +116,8 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
         task_dirs=(task_dir,),
         use_cache=False,
     )
-    run_dir, results = run(config, progress=False)
+    result = run(config, progress=False)
+    run_dir, results = result.path, result.to_json()
 
     # One simple_evaluate per evalkit task, as evalkit calls it: lm-eval batches the requests of one
     # call together, and float32 log-likelihoods (TruthfulQA's MC2 is continuous) depend on the padding.
@@ -127,7 +128,7 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
         direct |= lm_eval.simple_evaluate(
             model="hf",
             model_args={
-                "pretrained": str(resolve_model(None)[1]),
+                "pretrained": str(resolve_model(None).source),
                 "device": "cpu",
                 "dtype": "float32",
                 "batch_size": 4,
@@ -169,7 +170,7 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from evalkit.backends.hf import resolve_model
+    from evalkit.models import resolve_model
     from evalkit.runner import run
 
     limit = 2
@@ -177,7 +178,7 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
         model=None, tasks=("gsm8k_openllm",), limit=limit, seed=SEED, data_dir=shared_data,
         output_dir=tmp_path, run_id="gsm8k", device="cpu", use_cache=False,
     )  # fmt: skip
-    _, results = run(config, progress=False)
+    results = run(config, progress=False).to_json()
     rows = [json.loads(line) for line in (shared_data / "gsm8k/test.jsonl").read_text().splitlines()]
     task = load_yaml(TaskManager().task_index["gsm8k"].yaml_path, resolve_func=True)
     task = {k: v for k, v in task.items() if k not in ("tag", "group")}
@@ -188,7 +189,9 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
     )  # fmt: skip
     direct = lm_eval.simple_evaluate(
         model="hf",
-        model_args={"pretrained": str(resolve_model(None)[1]), "device": "cpu", "dtype": "float32", "batch_size": 4},
+        model_args={
+            "pretrained": str(resolve_model(None).source), "device": "cpu", "dtype": "float32", "batch_size": 4,
+        },
         tasks=[task], limit=limit, random_seed=SEED, numpy_random_seed=SEED, torch_random_seed=SEED,
         fewshot_random_seed=SEED, log_samples=True,
     )  # fmt: skip
@@ -226,18 +229,29 @@ def test_local_data_in_the_hub_schema(shared_data):
 
 
 def test_backends_lm_eval_cannot_run_fail_clearly():
+    from evalkit.backends import make_backend
+    from evalkit.backends.hf import HFBackend
+    from evalkit.backends.openai import OpenAIBackend
+    from evalkit.backends.vllm import VLLMBackend
+    from evalkit.errors import EvalkitError
     from evalkit.openllm.harness import lm_eval_model
+    from tests.http_servers import ScriptedServer
 
-    with pytest.raises(ConfigError, match="cannot run lm-eval tasks"):
-        lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="nope"))
-    name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), device="cpu", batch_size=2))
+    with pytest.raises(EvalkitError, match="unknown backend 'nope'"):
+        make_backend("nope", None, "cpu", 2, BackendOptions())
+    name, args = lm_eval_model(HFBackend(None, device="cpu", batch_size=2), batch_size=2, seed=1234)
     assert name == "hf" and args["dtype"] == "float32" and args["batch_size"] == 2 and Path(args["pretrained"]).is_dir()
+    server = ScriptedServer()
+    try:
+        served = OpenAIBackend(None, BackendOptions(base_url=server.url))
+    finally:
+        server.close()
     with pytest.raises(ConfigError, match="cannot run lm-eval tasks"):
-        lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="openai"))
+        lm_eval_model(served, batch_size=2, seed=1234)
     options = BackendOptions(
         tensor_parallel_size=2, data_parallel_size=4, gpu_memory_utilization=0.8, max_model_len=4096
     )
-    name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="vllm", backend_options=options, seed=3))
+    name, args = lm_eval_model(VLLMBackend(None, options), batch_size=64, seed=3)
     assert name == "vllm" and Path(args["pretrained"]).is_dir()
     assert {k: args[k] for k in ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization")} == {
         "tensor_parallel_size": 2, "data_parallel_size": 4, "gpu_memory_utilization": 0.8,

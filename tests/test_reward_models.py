@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from evalkit.cache import GenerationCache
+from evalkit.config import JudgeConfig
 from evalkit.errors import DataUnavailable, ModelError
-from evalkit.judges import JudgeSettings, build_judges
+from evalkit.judges import ModelPool, build_judges
 from evalkit.judges import reward_model as rm
+from evalkit.models import REWARD_MODEL, resolve_model
 from tests.reward_model_fixture import build_tiny_reward_model
 
 PROMPTS = [
@@ -34,6 +36,11 @@ RESPONSES = [
 @pytest.fixture(scope="module")
 def tiny_rm(tmp_path_factory):
     return build_tiny_reward_model(tmp_path_factory.mktemp("tiny-rm"))
+
+
+def loaded(folder, **options) -> rm.RewardModel:
+    """The reward model in the folder, resolved and loaded as the reward judge does."""
+    return rm.RewardModel(resolve_model(str(folder), REWARD_MODEL), **options)
 
 
 def pairs():
@@ -64,7 +71,7 @@ def test_rewards_match_unpadded_forward_for_any_batch_and_padding_side(tiny_rm):
     results = {}
     for side in ("left", "right"):
         for batch in (1, 8):
-            model = rm.RewardModel(tiny_rm, device="cpu", batch_size=batch, padding_side=side)
+            model = loaded(tiny_rm, device="cpu", batch_size=batch, padding_side=side)
             results[side, batch] = model.score(chats, responses)
     for key, got in results.items():
         assert got == pytest.approx(expected, abs=1e-5), key
@@ -77,7 +84,7 @@ def test_pooling_uses_the_last_real_token_even_when_it_is_the_pad_token(tiny_rm)
     from transformers import AutoModelForSequenceClassification
 
     chats, responses = pairs()
-    model = rm.RewardModel(tiny_rm, device="cpu", batch_size=4)
+    model = loaded(tiny_rm, device="cpu", batch_size=4)
     ids = model.token_ids(chats[0], responses[0])
     assert ids[-1] == model.pad_id  # the case under test
     naive = AutoModelForSequenceClassification.from_pretrained(tiny_rm, dtype=torch.float32).eval()
@@ -90,8 +97,8 @@ def test_pooling_uses_the_last_real_token_even_when_it_is_the_pad_token(tiny_rm)
 
 def test_rewards_are_deterministic_across_loads(tiny_rm):
     chats, responses = pairs()
-    first = rm.RewardModel(tiny_rm, device="cpu").score(chats, responses)
-    second = rm.RewardModel(tiny_rm, device="cpu").score(chats, responses)
+    first = loaded(tiny_rm, device="cpu").score(chats, responses)
+    second = loaded(tiny_rm, device="cpu").score(chats, responses)
     assert first == second
 
 
@@ -99,11 +106,11 @@ def test_judge_caches_rewards_and_scores_the_reference(tiny_rm, tmp_path, monkey
     chats = [[{"role": "user", "content": p}] for p in PROMPTS[:2]]
     docs = [{"output": "Reference one."}, {"output": "Reference two."}]
     completions = [RESPONSES[:3], RESPONSES[3:6]]
-    settings = JudgeSettings(reward_model=str(tiny_rm), device="cpu")
+    config = JudgeConfig(reward_model=str(tiny_rm))
     cache = GenerationCache(tmp_path / "cache.sqlite")
-    (judge,) = build_judges("t", {"reward_model": {"reference": "output"}}, settings, {})
+    (judge,) = build_judges("t", {"reward_model": {"reference": "output"}}, config, ModelPool(device="cpu"))
     fields = judge.annotate(chats, docs, completions, cache)
-    direct = rm.RewardModel(tiny_rm, device="cpu")
+    direct = loaded(tiny_rm, device="cpu")
     assert fields[1]["_rewards"] == pytest.approx(direct.score([chats[1]] * 3, completions[1]), abs=1e-5)
     assert fields[0]["_reference_reward"] == pytest.approx(direct.score(chats[:1], ["Reference one."])[0], abs=1e-5)
     assert cache.count("scores") == 8
@@ -112,22 +119,22 @@ def test_judge_caches_rewards_and_scores_the_reference(tiny_rm, tmp_path, monkey
         raise AssertionError("the reward model was loaded although every score is cached")
 
     monkeypatch.setattr(rm, "RewardModel", no_model)
-    (again,) = build_judges("t", {"reward_model": {"reference": "output"}}, settings, {})
+    (again,) = build_judges("t", {"reward_model": {"reference": "output"}}, config, ModelPool(device="cpu"))
     assert again.annotate(chats, docs, completions, cache) == fields
     cache.close()
 
 
 def test_missing_reward_model_is_unavailable_offline_and_bad_paths_fail(tmp_path):
     with pytest.raises(DataUnavailable, match="task alpaca_eval_bon: reward model nobody/no-such-rm"):
-        build_judges("alpaca_eval_bon", {"reward_model": {"model": "nobody/no-such-rm"}}, JudgeSettings(), {})
+        build_judges("alpaca_eval_bon", {"reward_model": {"model": "nobody/no-such-rm"}}, JudgeConfig(), ModelPool())
     with pytest.raises(ModelError, match="no config.json"):
-        rm.resolve_reward_model(str(tmp_path))
+        resolve_model(str(tmp_path), REWARD_MODEL)
     with pytest.raises(ModelError, match="not found"):
-        rm.resolve_reward_model("./no/such/folder")
+        resolve_model("./no/such/folder", REWARD_MODEL)
 
 
 def test_a_chat_template_that_refuses_the_chat_is_one_clear_error(tiny_rm):
-    model = rm.RewardModel(tiny_rm, device="cpu")
+    model = loaded(tiny_rm, device="cpu")
     model.tokenizer.chat_template = (
         "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
         + model.tokenizer.chat_template
@@ -140,14 +147,14 @@ def test_a_chat_template_that_refuses_the_chat_is_one_clear_error(tiny_rm):
 
 def test_a_run_keeps_one_reward_model_loaded(tiny_rm, tmp_path):
     other = build_tiny_reward_model(tmp_path / "other", seed=1)
-    settings = JudgeSettings(device="cpu")
-    pool: dict = {}
-    (first,) = build_judges("a", {"reward_model": {"model": str(tiny_rm)}}, settings, pool)
-    (shared,) = build_judges("b", {"reward_model": {"model": str(tiny_rm)}}, settings, pool)
-    (second,) = build_judges("c", {"reward_model": {"model": str(other)}}, settings, pool)
+    config = JudgeConfig()
+    pool = ModelPool(device="cpu")
+    (first,) = build_judges("a", {"reward_model": {"model": str(tiny_rm)}}, config, pool)
+    (shared,) = build_judges("b", {"reward_model": {"model": str(tiny_rm)}}, config, pool)
+    (second,) = build_judges("c", {"reward_model": {"model": str(other)}}, config, pool)
     assert shared is first and second is not first
     chat = [[{"role": "user", "content": "Hi"}]]
     a = first.annotate(chat, [{}], [["Hello"]], None)
     b = second.annotate(chat, [{}], [["Hello"]], None)
     assert a != b  # different weights, different rewards
-    assert [k[1] for k in settings.loaded] == [second.fingerprint]
+    assert pool.loaded("reward_model") == [second.fingerprint]  # the first was released

@@ -14,21 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, SMOKE_ARGS, run_and_load
 
-SMALL = ["--suite", "smoke", "--limit", "3", "--n", "2", "--max-tokens", "32", "--quiet"]
-
-
-def _run(cli, tmp_path: Path, name: str, *args: str, cache: str | None = None):
-    out = tmp_path / "out"
-    result = cli(
-        "run", *args, "--output-dir", str(out), "--run-id", name, "--cache-dir", str(tmp_path / (cache or name))
-    )
-    assert result.returncode == 0, result.stderr
-    run_dir = out / name
-    results = json.loads((run_dir / "results.json").read_text())
-    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    return results, samples
+SMALL = list(SMOKE_ARGS)
 
 
 def _completions(samples):
@@ -36,11 +24,9 @@ def _completions(samples):
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    from tests.conftest import run_cli
-
-    tmp = tmp_path_factory.mktemp("e2e")
-    return tmp, *_run(run_cli, tmp, "first", *SMALL, "--seed", "7")
+def first_run(smoke_run):
+    """The session's smoke run (seed 7): its folder of runs, results and samples."""
+    return smoke_run.root, smoke_run.results, smoke_run.samples
 
 
 def test_results_follow_the_contract(first_run):
@@ -63,27 +49,28 @@ def test_results_follow_the_contract(first_run):
     assert results["cache"] == {"hits": 0, "generated": 12}
 
 
-def test_same_seed_gives_identical_samples_and_metrics(cli, first_run):
+def test_same_seed_gives_identical_samples_and_metrics(first_run, smoke_run_seed_8):
     tmp, results, samples = first_run
-    again, again_samples = _run(cli, tmp, "again", *SMALL, "--seed", "7")
+    again, again_samples = run_and_load(tmp, "again", *SMALL, "--seed", "7")
     assert again["cache"]["generated"] == 12  # its own empty cache: really regenerated
     assert _completions(again_samples) == _completions(samples)
     assert again["tasks"] == results["tasks"]
-    other, other_samples = _run(cli, tmp, "other-seed", *SMALL, "--seed", "8")
-    assert _completions(other_samples) != _completions(samples)
+    assert _completions(smoke_run_seed_8.samples) != _completions(samples)  # seed 8
 
 
-def test_finished_run_repeated_is_served_from_the_cache(cli, first_run):
+def test_finished_run_repeated_is_served_from_the_cache(first_run):
     tmp, results, samples = first_run
-    repeat, repeat_samples = _run(cli, tmp, "repeat", *SMALL, "--seed", "7", cache="first")
+    repeat, repeat_samples = run_and_load(tmp, "repeat", *SMALL, "--seed", "7", cache="first")
     assert repeat["cache"] == {"hits": 12, "generated": 0}
     assert _completions(repeat_samples) == _completions(samples)
     assert repeat["tasks"] == results["tasks"]
 
 
-def test_sample_i_does_not_depend_on_n(cli, first_run):
+def test_sample_i_does_not_depend_on_n(first_run):
     tmp, _, samples = first_run
-    more, more_samples = _run(cli, tmp, "more", *SMALL[:-3], "--n", "3", "--max-tokens", "32", "--quiet", "--seed", "7")
+    more, more_samples = run_and_load(
+        tmp, "more", *SMALL[:-3], "--n", "3", "--max-tokens", "32", "--quiet", "--seed", "7"
+    )
     pairs = {(t, d, i): c for t, d, i, c in _completions(more_samples)}
     same = sum(pairs[(t, d, i)] == c for t, d, i, c in _completions(samples))
     # Each sample has its own seed: the first two of three are the first two of two, up to the
@@ -91,9 +78,8 @@ def test_sample_i_does_not_depend_on_n(cli, first_run):
     assert same >= 10
 
 
-def test_greedy_with_stop_string(cli, tmp_path):
-    results, samples = _run(
-        cli,
+def test_greedy_with_stop_string(tmp_path):
+    results, samples = run_and_load(
         tmp_path,
         "greedy",
         "--tasks",
@@ -128,7 +114,7 @@ def _cache_rows(path: Path) -> int:
         return 0
 
 
-def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(cli, tmp_path):
+def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(tmp_path):
     args = [
         "--tasks",
         "smoke_writing",
@@ -144,7 +130,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(cli, tmp_path):
         "3",
         "--quiet",
     ]
-    whole, whole_samples = _run(cli, tmp_path, "whole", *args)
+    whole, whole_samples = run_and_load(tmp_path, "whole", *args)
     cache_dir = tmp_path / "killed"
     out = tmp_path / "out"
     proc = subprocess.Popen(
@@ -175,7 +161,7 @@ def test_sigkill_midway_then_resume_equals_an_uninterrupted_run(cli, tmp_path):
     assert 4 <= done < 12, done
     assert not (out / "resumed" / "results.json").exists()
 
-    resumed, resumed_samples = _run(cli, tmp_path, "resumed", *args, cache="killed")
+    resumed, resumed_samples = run_and_load(tmp_path, "resumed", *args, cache="killed")
     assert resumed["cache"]["hits"] == done and resumed["cache"]["generated"] == 12 - done
     assert _completions(resumed_samples) == _completions(whole_samples)
     assert resumed["tasks"] == whole["tasks"]
@@ -203,10 +189,10 @@ def test_wheel_ships_tasks_and_runs_outside_the_checkout(tmp_path):
     assert listed.returncode == 0 and "smoke_arithmetic" in listed.stdout
 
 
-def test_compare_two_real_runs(cli, first_run):
+def test_compare_two_real_runs(cli, first_run, smoke_run_seed_8):
     tmp, results, _ = first_run
-    other, _ = _run(cli, tmp, "compare-b", *SMALL, "--seed", "9")
-    runs = [str(tmp / "out" / "first"), str(tmp / "out" / "compare-b")]
+    other = smoke_run_seed_8.results
+    runs = [str(tmp / "out" / "first"), str(smoke_run_seed_8.run_dir)]
     table = cli("compare", *runs)
     assert table.returncode == 0 and "comparison" in table.stdout, table.stderr
     shown = cli("compare", *runs, "--json")
@@ -222,22 +208,20 @@ def test_compare_two_real_runs(cli, first_run):
             assert low <= theirs - value <= high and rows[(task, metric)]["paired_docs"] == [3]
 
 
-def test_check_and_report_on_real_runs_of_two_seeds(cli, first_run):
+def test_check_and_report_on_real_runs_of_two_seeds(cli, tmp_path, first_run, smoke_run_seed_8):
     from tests.conftest import assert_not_blank, open_in_chromium
 
     tmp, _, _ = first_run
-    runs = [tmp / "out" / "first", tmp / "out" / "compare-b"]
-    if not runs[1].exists():
-        _run(cli, tmp, "compare-b", *SMALL, "--seed", "9")
+    runs = [tmp / "out" / "first", smoke_run_seed_8.run_dir]
     same = cli("check", str(runs[0]), "--baseline", str(runs[0]))
     assert same.returncode == 0 and "check passed" in same.stdout, same.stdout + same.stderr
     other = cli("check", str(runs[1]), "--baseline", str(runs[0]), "--max-drop", "100")
     assert other.returncode == 0, other.stdout + other.stderr
-    page = tmp / "report.html"
+    page = tmp_path / "report.html"
     made = cli("report", *map(str, runs), "-o", str(page))
     assert made.returncode == 0, made.stderr
     html = page.read_text()
     assert "smoke_writing" in html and "smoke_arithmetic" in html and html.count('class="example"') == 6
-    view = open_in_chromium(page, tmp)
+    view = open_in_chromium(page, tmp_path)
     assert view.console == [] and 'data-plots="1"' in view.dom and 'data-plots-rendered="1"' in view.dom
     assert_not_blank(view.screenshot)

@@ -344,7 +344,16 @@ def test_a_full_server_answers_503_with_retry_after(guarded):
 def test_a_trickling_client_is_cut_off(guarded):
     """A client that keeps sending a byte at a time never finishes its request: the window is
     for the whole request, not for each read."""
-    with socket.create_connection(guarded.address, timeout=PATIENCE) as sock:
+    for _attempt in range(5):  # a 503 only means the previous test's connections still held the slots
+        outcome = _trickle(guarded.address)
+        if outcome != 503:
+            break
+        time.sleep(1.0)
+    assert outcome in (408, "closed")
+
+
+def _trickle(address: tuple[str, int]) -> int | str:
+    with socket.create_connection(address, timeout=PATIENCE) as sock:
         sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x")
         for sent in range(600):  # at most 600 header bytes, one every 0.1 s
             readable, _, _ = select.select([sock], [], [], 0.1)
@@ -354,7 +363,7 @@ def test_a_trickling_client_is_cut_off(guarded):
                 sock.sendall(b"X" if sent % 20 else b"\r\nX-Header: ")
             except (BrokenPipeError, ConnectionResetError):
                 break
-        assert _outcome(sock) in (408, "closed")
+        return _outcome(sock)
 
 
 def test_an_idle_keep_alive_connection_is_closed_quietly(guarded):

@@ -12,12 +12,8 @@ from evalkit.train.sft_data import IGNORE_INDEX, collate, to_messages, tokenize
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-
-    from evalkit.backends.embedded import default_model_dir
-
-    return AutoTokenizer.from_pretrained(default_model_dir())
+def tokenizer(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 def test_formats_become_chats():

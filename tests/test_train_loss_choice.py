@@ -65,7 +65,7 @@ def first_batch():
         pytest.skip(f"benchmark data not found at {SHARED_DATA} (../shared/data beside the checkout)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from evalkit.backends.embedded import default_model_dir
+    from evalkit.embedded import default_model_dir
     from evalkit.train.sft_data import collate
     from evalkit.train.trainer import prepare_examples
 

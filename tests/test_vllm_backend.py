@@ -56,7 +56,7 @@ def _batch(prompts, sampling):
 
 
 def _model_dir() -> str:
-    from evalkit.backends.embedded import default_model_dir
+    from evalkit.embedded import default_model_dir
 
     return str(default_model_dir())
 

@@ -1,38 +1,51 @@
-"""Generation backends, registered lazily so that heavy imports happen only when used.
-
-A factory takes (model, device, batch_size, options) and returns a :class:`Backend`."""
+"""Generation backends, looked up by name: ``hf`` (transformers), ``vllm``, ``openai`` (any
+OpenAI-compatible server). A factory takes (model, device, batch_size, options) and returns a
+:class:`Backend`; what a backend can do beyond generating is a capability class it inherits
+(LogitsBackend, LogLikelihoodBackend). Heavy libraries load when a backend first needs them."""
 
 from __future__ import annotations
 
-from evalkit.backends.base import BACKENDS, Backend, BackendFactory, GenerationFailed, PromptBatch, sample_seed
+from evalkit.backends.base import (
+    BACKENDS,
+    Backend,
+    GenerationFailed,
+    LogitsBackend,
+    LogLikelihoodBackend,
+    PromptBatch,
+    sample_seed,
+)
+from evalkit.backends.hf import HFBackend
+from evalkit.backends.openai import OpenAIBackend
+from evalkit.backends.vllm import VLLMBackend
 from evalkit.config import BackendOptions
 
 
-def _hf() -> BackendFactory:
-    from evalkit.backends.hf import HFBackend
-
-    return lambda model, device, batch_size, options: HFBackend(model, device=device, batch_size=batch_size)
-
-
-def _vllm() -> BackendFactory:
-    from evalkit.backends.vllm import VLLMBackend
-
-    return lambda model, device, batch_size, options: VLLMBackend(model, options)
+@BACKENDS.register("hf")
+def _hf(model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+    return HFBackend(model, device=device, batch_size=batch_size)
 
 
-def _openai() -> BackendFactory:
-    from evalkit.backends.openai import OpenAIBackend
+@BACKENDS.register("vllm")
+def _vllm(model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+    return VLLMBackend(model, options)
 
-    return lambda model, device, batch_size, options: OpenAIBackend(model, options)
 
-
-BACKENDS.add_lazy("hf", _hf)
-BACKENDS.add_lazy("vllm", _vllm)
-BACKENDS.add_lazy("openai", _openai)
+@BACKENDS.register("openai")
+def _openai(model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+    return OpenAIBackend(model, options)
 
 
 def make_backend(name: str, model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
     return BACKENDS.get(name)(model, device, batch_size, options)
 
 
-__all__ = ["BACKENDS", "Backend", "GenerationFailed", "PromptBatch", "make_backend", "sample_seed"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "GenerationFailed",
+    "LogLikelihoodBackend",
+    "LogitsBackend",
+    "PromptBatch",
+    "make_backend",
+    "sample_seed",
+]

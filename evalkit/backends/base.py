@@ -6,6 +6,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from evalkit.config import BackendOptions, SamplingConfig
 from evalkit.errors import EvalkitError
@@ -72,6 +73,33 @@ class Backend(ABC):
 
     def versions(self) -> dict[str, str]:
         return {}
+
+    def close(self) -> None:
+        """Release what the backend holds beyond memory (worker processes); the run calls it at its end."""
+
+
+class LogitsBackend(ABC):
+    """Capability: the model's weights are in this process, so token log-probabilities can be read
+    (held-out perplexity and entropy)."""
+
+    @property
+    @abstractmethod
+    def model(self) -> Any:
+        """The transformers model, loaded on first use."""
+
+    @property
+    @abstractmethod
+    def tokenizer(self) -> Any:
+        """Its transformers tokenizer."""
+
+
+class LogLikelihoodBackend(ABC):
+    """Capability: lm-evaluation-harness can score log-likelihoods with the backend's model
+    (the Open LLM tasks)."""
+
+    @abstractmethod
+    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+        """lm-eval's model name and arguments for this backend's model, device and dtype."""
 
 
 BackendFactory = Callable[[str | None, str, int, BackendOptions], Backend]

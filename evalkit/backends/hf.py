@@ -2,72 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
-from evalkit.backends.base import Backend, PromptBatch, sample_seed
-from evalkit.config import SamplingConfig
-from evalkit.errors import ModelError
-from evalkit.resources import hf_offline
-
-
-def resolve_model(model: str | None) -> tuple[str, Path | str]:
-    """(name shown in results, what transformers loads): embedded default, local folder or hub id."""
-    if model is None:
-        from evalkit.backends.embedded import DEFAULT_MODEL_NAME, default_model_dir
-
-        return f"{DEFAULT_MODEL_NAME} (embedded)", default_model_dir()
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"model folder {path} has no config.json (not a transformers checkpoint)")
-        return model, path.resolve()
-    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") > 1
-    if looks_like_path:
-        raise ModelError(f"model path not found: {model}")
-    if hf_offline():
-        raise ModelError(f"model '{model}' is not a local folder and the hub is offline (HF_HUB_OFFLINE=1)")
-    return model, model
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """Hash of the config and the weight files' names, sizes and modification times."""
-    h = hashlib.sha256((folder / "config.json").read_bytes())
-    for f in sorted(folder.iterdir()):
-        if f.suffix in (".safetensors", ".bin", ".json", ".model", ".jinja"):
-            st = f.stat()
-            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
-def model_fingerprint(name: str, source: Path | str) -> str:
-    """Cache identity of a model: its local files, or the hub id at its current revision."""
-    if isinstance(source, Path):
-        return f"local@{folder_fingerprint(source)}"
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
-    return f"{source}@{getattr(config, '_commit_hash', None) or 'unknown'}"
-
-
-def load_tokenizer(name: str, source: Path | str):  # noqa: ANN201 - a transformers tokenizer
-    """The model's tokenizer, left-padded (decoder-only generation) with a pad token."""
-    from transformers import AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # evalkit shows its own progress
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load the tokenizer of '{name}': {str(exc).splitlines()[0]}") from None
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+from evalkit.backends.base import Backend, LogitsBackend, LogLikelihoodBackend, PromptBatch, sample_seed
+from evalkit.config import ModelOptions, SamplingConfig
+from evalkit.models import choose_device, choose_dtype, dtype_name, load_tokenizer, load_weights, resolve_model
 
 
 def render_chat(tokenizer, messages: Sequence[dict[str, str]]) -> str:  # noqa: ANN001
@@ -85,74 +25,85 @@ def adds_special_tokens(tokenizer) -> bool:  # noqa: ANN001
 
 class LocalModelBackend(Backend):
     """A backend that runs a model from a local folder or hub id with its transformers tokenizer
-    (transformers, vLLM): the model resolved and fingerprinted at once, the tokenizer loaded on
-    first use, prompts rendered with its chat template."""
+    (transformers, vLLM): the model resolved and fingerprinted at once (evalkit.models), the
+    tokenizer loaded on first use, prompts rendered with its chat template."""
 
-    def __init__(self, model: str | None) -> None:
-        self._name, self._source = resolve_model(model)
-        self._fingerprint = model_fingerprint(self._name, self._source)
-        self._tokenizer = None
+    def __init__(self, model: str | None, options: ModelOptions | None = None) -> None:
+        self.resolved = resolve_model(model, options=options)
+        self._tokenizer: Any = None
 
     @property
     def fingerprint(self) -> str:
-        return self._fingerprint
+        return self.resolved.fingerprint
 
     @property
     def model_name(self) -> str:
-        return self._name
+        return self.resolved.name
 
     @property
-    def tokenizer(self):  # noqa: ANN201 - a transformers tokenizer
+    def tokenizer(self) -> Any:  # a transformers tokenizer
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self._name, self._source)
+            self._tokenizer = load_tokenizer(self.resolved)
         return self._tokenizer
 
     def render(self, messages: Sequence[dict[str, str]]) -> str:
         return render_chat(self.tokenizer, messages)
 
 
-class HFBackend(LocalModelBackend):
+class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
     """Tokenizer and weights load on first use: a run served entirely from the cache (prompts
     and samples) imports neither torch nor transformers."""
 
     name = "hf"
 
-    def __init__(self, model: str | None, device: str = "auto", batch_size: int = 64) -> None:
-        super().__init__(model)
+    def __init__(
+        self, model: str | None, device: str = "auto", batch_size: int = 64, options: ModelOptions | None = None
+    ) -> None:
+        super().__init__(model, options)
         self._device = device
         self.batch_size = batch_size
-        self._model = None
+        self._model: Any = None
 
     @property
     def device(self) -> str:
-        if self._device == "auto":
-            import torch
-
-            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = choose_device(self._device)
         return self._device
 
     @property
-    def model(self):  # noqa: ANN201 - a transformers PreTrainedModel
+    def model(self) -> Any:  # a transformers PreTrainedModel
         if self._model is None:
-            import torch
-            from transformers import AutoModelForCausalLM
-
-            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-            try:
-                model = AutoModelForCausalLM.from_pretrained(self._source, dtype=dtype)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"cannot load model '{self._name}': {str(exc).splitlines()[0]}") from None
-            self._model = model.to(self.device).eval()
+            self._model = load_weights(self.resolved, "causal_lm", self.device)
         return self._model
 
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}
 
+    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+        """lm-eval's "hf" model on this model folder or hub id, device and dtype."""
+        device = self.device
+        # Log-likelihood batches hold [batch, length, vocabulary] logits: 25-shot ARC contexts are
+        # ~1-2k tokens. On a GPU lm-eval finds the largest batch that fits ("auto", at most
+        # --batch-size); on a CPU batches stay small whatever --batch-size (sized for generation) says.
+        batch: dict[str, Any] = {"batch_size": min(batch_size, 4)}
+        if device.startswith("cuda"):
+            batch = {"batch_size": "auto", "max_batch_size": batch_size}
+        args = {
+            "pretrained": str(self.resolved.source),
+            "device": device,
+            "dtype": dtype_name(choose_dtype(device, self.resolved.options.dtype)),
+            **batch,
+        }
+        if self.resolved.revision is not None:
+            args["revision"] = self.resolved.revision
+        if self.resolved.options.trust_remote_code:
+            args["trust_remote_code"] = True
+        return "hf", args
+
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         return max(1, self.batch_size // sampling.decodes)
 
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
-        import torch
+        import torch  # heavy: only when samples are drawn, not for a run served from the cache
 
         sampling = batch.sampling
         rows = sampling.decodes
@@ -170,9 +121,9 @@ class HFBackend(LocalModelBackend):
         return out
 
     def _generate_call(self, prompts: list[str], sampling: SamplingConfig, rows: int) -> list[str]:
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList  # heavy, as torch above
 
-        from evalkit.backends.sampler import SeededSampler
+        from evalkit.backends.sampler import SeededSampler  # imports torch
 
         enc = self.tokenizer(
             prompts, return_tensors="pt", padding=True, add_special_tokens=adds_special_tokens(self.tokenizer)

@@ -86,7 +86,7 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str | None, options: BackendOptions) -> None:
         if not options.base_url:
             raise ConfigError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        import requests
+        import requests  # 0.1 s to import: only when this backend is used
 
         self._requests = requests
         self.options = options

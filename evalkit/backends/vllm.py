@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-from evalkit.backends.base import PromptBatch, sample_seed
+from evalkit.backends.base import LogLikelihoodBackend, PromptBatch, sample_seed
 from evalkit.backends.hf import LocalModelBackend, adds_special_tokens
-from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.config import BackendOptions, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, ModelError, PromptTooLong
 
 Request = tuple[list[int], dict[str, Any]]  # (prompt token ids, SamplingParams keyword arguments)
@@ -84,16 +84,17 @@ def installed_vllm_version() -> str | None:
     except metadata.PackageNotFoundError:
         pass
     try:
-        import vllm
+        import vllm  # heavy, and only on a CUDA machine: only when the backend generates
     except ImportError:
         return None
     return getattr(vllm, "__version__", None)
 
 
-def engine_dtype(options: BackendOptions) -> str:
-    """The user's dtype when the options carry one (--dtype), else bfloat16: the precision of the
-    transformers backend on a GPU."""
-    return getattr(options, "dtype", None) or "bfloat16"
+def engine_dtype(model_options: ModelOptions | None) -> str:
+    """The user's --dtype, else bfloat16: the precision of the transformers backend on a GPU
+    (vLLM's own "auto" would be the checkpoint's dtype)."""
+    dtype = (model_options or ModelOptions()).dtype
+    return "bfloat16" if dtype == "auto" else dtype
 
 
 def sampling_params_kwargs(sampling: SamplingConfig, prompt: str) -> dict[str, Any]:
@@ -112,18 +113,26 @@ def sampling_params_kwargs(sampling: SamplingConfig, prompt: str) -> dict[str, A
     return kwargs
 
 
-def engine_kwargs(source: str, options: BackendOptions, seed: int) -> dict[str, Any]:
+def engine_kwargs(
+    source: str, options: BackendOptions, seed: int, model_options: ModelOptions | None = None
+) -> dict[str, Any]:
+    """vllm.LLM's arguments; the model's loading options only where they differ from the defaults."""
     kwargs: dict[str, Any] = {
         "model": source,
         "tokenizer": source,
         "tensor_parallel_size": options.tensor_parallel_size,
-        "dtype": engine_dtype(options),
+        "dtype": engine_dtype(model_options),
         "gpu_memory_utilization": options.gpu_memory_utilization,
         "enable_prefix_caching": True,
         "seed": seed,
     }
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
+    model_options = model_options or ModelOptions()
+    if model_options.revision is not None:
+        kwargs.update(revision=model_options.revision, tokenizer_revision=model_options.revision)
+    if model_options.trust_remote_code:
+        kwargs["trust_remote_code"] = True
     return kwargs
 
 
@@ -261,11 +270,11 @@ class DataParallelPool:
         self._workers = []
 
 
-class VLLMBackend(LocalModelBackend):
+class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
     name = "vllm"
 
-    def __init__(self, model: str | None, options: BackendOptions) -> None:
-        super().__init__(model)
+    def __init__(self, model: str | None, options: BackendOptions, model_options: ModelOptions | None = None) -> None:
+        super().__init__(model, model_options)
         self.options = options
         self._engine: Any = None
         self._pool: DataParallelPool | None = None
@@ -281,6 +290,23 @@ class VLLMBackend(LocalModelBackend):
         except metadata.PackageNotFoundError:
             return {}
 
+    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+        """lm-eval's own vLLM model (log-likelihoods through prompt logprobs) with this backend's
+        settings; lm-eval starts its data-parallel engines itself."""
+        options = self.options
+        args: dict[str, Any] = {
+            "pretrained": str(self.resolved.source),
+            "tensor_parallel_size": options.tensor_parallel_size,
+            "data_parallel_size": options.data_parallel_size,
+            "gpu_memory_utilization": options.gpu_memory_utilization,
+            "dtype": engine_dtype(self.resolved.options),
+            "batch_size": "auto",
+            "seed": seed,
+        }
+        if options.max_model_len is not None:
+            args["max_model_len"] = options.max_model_len
+        return "vllm", args
+
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         # vLLM schedules a call's requests itself; the runner caches after each call.
         return 512 * self.options.data_parallel_size
@@ -294,7 +320,7 @@ class VLLMBackend(LocalModelBackend):
         """The engine, or the data-parallel engines, started once; their max_model_len."""
         if self._max_model_len is None:
             options = self.options
-            kwargs = engine_kwargs(str(self._source), options, seed)
+            kwargs = engine_kwargs(str(self.resolved.source), options, seed, self.resolved.options)
             if options.data_parallel_size == 1:
                 vllm = import_vllm()
                 try:
@@ -316,6 +342,13 @@ class VLLMBackend(LocalModelBackend):
             return run_requests(self._engine, requests, import_vllm().SamplingParams)
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"vLLM generation failed: {one_line(exc)}") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        self._engine = None
+        self._max_model_len = None
 
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
         sampling = batch.sampling

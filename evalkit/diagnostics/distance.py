@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ModelError
+from evalkit.models import load_weights, resolve_model
 
 
 @dataclass(frozen=True)
@@ -25,24 +26,17 @@ class Distance:
     per_tensor: dict[str, float]  # name -> ||delta|| of that tensor
 
 
-def _load(source: str | Path) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    try:
-        return AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load model '{source}': {str(exc).splitlines()[0]}") from None
+def _load(model: str | None) -> Any:
+    """The model's weights in float32 on the CPU (distances are summed in float64)."""
+    return load_weights(resolve_model(model), "causal_lm", "cpu", dtype="float32")
 
 
 def load_checkpoint(checkpoint: str, base: Any) -> Any:
     """A full checkpoint, or a LoRA adapter folder merged into ``base`` (a loaded model)."""
-    from evalkit.backends.hf import resolve_model
-
     path = Path(checkpoint).expanduser()
     if (path / "adapter_config.json").is_file():
         try:
-            from peft import PeftModel
+            from peft import PeftModel  # heavy (and optional): only for adapters
         except ImportError:
             raise ModelError(
                 f"{path} is a LoRA adapter: its distance needs peft (pip install 'evalkit[train]')"
@@ -52,12 +46,12 @@ def load_checkpoint(checkpoint: str, base: Any) -> Any:
             return PeftModel.from_pretrained(base, path).merge_and_unload()
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot merge the LoRA adapter {path}: {str(exc).splitlines()[0]}") from None
-    return _load(resolve_model(checkpoint)[1])
+    return _load(checkpoint)
 
 
 def parameter_distance(model: Any, base: Any) -> Distance:
     """L2 distance between two models' parameters of the same names and shapes."""
-    import torch
+    import torch  # heavy; loaded already with the models
 
     theirs = dict(base.named_parameters())
     ours = dict(model.named_parameters())
@@ -80,10 +74,8 @@ def parameter_distance(model: Any, base: Any) -> Distance:
 
 def checkpoint_distance(checkpoint: str, base: str | None) -> Distance:
     """Distance of a checkpoint (full folder or LoRA adapter) from its base (default: embedded)."""
-    from evalkit.backends.hf import resolve_model
-
-    base_model = _load(resolve_model(base)[1])
+    base_model = _load(base)
     if (Path(checkpoint).expanduser() / "adapter_config.json").is_file():
-        merged = load_checkpoint(checkpoint, _load(resolve_model(base)[1]))  # peft merges in place: a second copy
+        merged = load_checkpoint(checkpoint, _load(base))  # peft merges in place: a second copy
         return parameter_distance(merged, base_model)
     return parameter_distance(load_checkpoint(checkpoint, None), base_model)

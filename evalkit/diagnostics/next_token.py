@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from evalkit.backends.hf import HFBackend
 from evalkit.errors import EvalkitError
 
 
@@ -26,9 +27,7 @@ class NextToken:
 
 
 def next_token_distribution(model: str | None, probe: str, top_k: int = 10, chat: bool = True) -> NextToken:
-    import torch
-
-    from evalkit.backends.hf import HFBackend
+    import torch  # heavy: only when the model scores
 
     backend = HFBackend(model, device="cpu")
     tokenizer = backend.tokenizer
@@ -45,10 +44,10 @@ def next_token_distribution(model: str | None, probe: str, top_k: int = 10, chat
 
 def plot_next_tokens(results: list[NextToken], output: Path, probe: str) -> None:
     """One bar panel per model: top tokens (labelled) against probability on a log axis."""
-    import matplotlib
+    import matplotlib  # heavy: only when plotting
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy, as above
 
     fig, axes = plt.subplots(len(results), 1, figsize=(9, 3.2 * len(results)), squeeze=False)
     for ax, r in zip(axes[:, 0], results):

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from evalkit.config import RunConfig, TaskSpec
 from evalkit.errors import ConfigError, DataError
-from evalkit.task_kinds import KindResult
+from evalkit.train.sft_data import collate, to_messages, tokenize
 
 _OPTION_FIELDS = {"last", "max_length", "batch_size"}
 
@@ -44,21 +42,6 @@ class PerplexityOptions:
         return cls(**raw)
 
 
-def heldout_records(spec: TaskSpec, data_dir: Path | None, limit: int | None) -> list[dict[str, Any]]:
-    """The held-out records (last N of the source, then --limit), checked to be SFT records."""
-    from evalkit.data import load_documents
-    from evalkit.train.sft_data import to_messages
-
-    opts: PerplexityOptions = spec.options["perplexity"]
-    records = load_documents(spec, data_dir)
-    if opts.last is not None:
-        records = records[-opts.last :]
-    records = records[:limit] if limit is not None else records
-    for record in records[:1]:
-        to_messages(record)  # an unrecognised format fails now, before the model loads
-    return records
-
-
 @dataclass(frozen=True)
 class TokenStats:
     """Per-example sums over its scored (response) tokens."""
@@ -72,9 +55,7 @@ def token_stats(
     model: Any, tokenizer: Any, records: list[dict[str, Any]], max_length: int, batch_size: int
 ) -> list[TokenStats | None]:
     """Cross-entropy and entropy sums per record (None when the prompt alone fills max_length)."""
-    import torch
-
-    from evalkit.train.sft_data import collate, to_messages, tokenize
+    import torch  # heavy: only when the model scores
 
     examples = [tokenize(to_messages(r), tokenizer, max_length) for r in records]
     out: list[TokenStats | None] = [None] * len(records)
@@ -104,45 +85,11 @@ def token_stats(
     return out
 
 
-def summarize(stats: list[TokenStats | None]) -> dict[str, float]:
+def summarize(stats: list[TokenStats | None]) -> tuple[dict[str, float], int]:
+    """The task's metrics (token-level means over the whole set) and its number of scored tokens."""
     scored = [s for s in stats if s is not None]
     n = sum(s.n_tokens for s in scored)
     if n == 0:
         raise DataError("no held-out example has a response token within max_length")
     nll = sum(s.nll_sum for s in scored) / n
-    return {"perplexity": math.exp(nll), "nll": nll, "entropy": sum(s.entropy_sum for s in scored) / n, "tokens": n}
-
-
-def run_perplexity_task(spec: TaskSpec, records: list[dict[str, Any]], config: RunConfig, backend: Any) -> KindResult:
-    from evalkit.results import document_id
-
-    if not hasattr(backend, "model") or not hasattr(backend, "tokenizer"):
-        raise ConfigError(f"task {spec.name} needs the model's logits: use --backend hf")
-    opts: PerplexityOptions = spec.options["perplexity"]
-    tokenizer = backend.tokenizer
-    if not tokenizer.chat_template:
-        raise ConfigError(f"task {spec.name}: the model's tokenizer has no chat template to format SFT examples")
-    stats = token_stats(backend.model, tokenizer, records, opts.max_length, opts.batch_size)
-    totals = summarize(stats)
-    documents = []
-    for index, (record, s) in enumerate(zip(records, stats)):
-        if s is None or s.n_tokens == 0:
-            continue
-        documents.append(
-            {
-                "task": spec.name,
-                "doc_index": index,
-                "doc_id": document_id(record),
-                "metrics": {"nll": s.nll_sum / s.n_tokens, "entropy": s.entropy_sum / s.n_tokens},
-                "weights": {"nll": s.n_tokens, "entropy": s.n_tokens},
-            }
-        )
-    entry = {
-        "metrics": {k: totals[k] for k in ("perplexity", "nll", "entropy")},
-        "stderr": {},
-        "n_docs": len(documents),
-        "n_samples": len(documents),
-        "n_tokens": totals["tokens"],
-        "max_length": opts.max_length,
-    }
-    return KindResult(entry, documents, [])
+    return {"perplexity": math.exp(nll), "nll": nll, "entropy": sum(s.entropy_sum for s in scored) / n}, n

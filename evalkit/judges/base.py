@@ -13,40 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.cache import GenerationCache
-from evalkit.config import BackendOptions
-from evalkit.errors import DataUnavailable
+from evalkit.config import JudgeConfig
+from evalkit.errors import DataUnavailable, EvalkitError
+from evalkit.judges.pool import ModelPool
 from evalkit.registry import Registry
 
 Chat = list[dict[str, str]]
-
-
-@dataclass(frozen=True)
-class JudgeSettings:
-    """What a run says about judges (from RunConfig / the CLI); None keeps the task's default."""
-
-    reward_model: str | None = None
-    equivalence: str | None = None
-    device: str = "auto"
-    # The LLM judge (rubric judges): a model on any generation backend. No judge model means the
-    # rubric judges are not run (optional ones) or the task cannot run (required ones).
-    judge_model: str | None = None  # "embedded", a folder, a hub id, or a served model name
-    judge_backend: str = "hf"
-    judge_options: BackendOptions = field(default_factory=BackendOptions)
-    judge_max_tokens: int | None = None  # caps the judge's answers (default: the rubric's max_tokens)
-    # Models loaded during the run, shared by the judges of all tasks (one load per model).
-    loaded: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.equivalence is not None:  # a typo fails at once, even if no task of the run uses it
-            from evalkit.judges.equivalence import parse_method
-
-            parse_method(self.equivalence)
 
 
 class JudgeNotConfigured(DataUnavailable):
@@ -75,7 +53,8 @@ class Judge(ABC):
         return {}
 
 
-JudgeFactory = Callable[[dict[str, Any], JudgeSettings], Judge]
+JudgeFactory = Callable[[dict[str, Any], JudgeConfig, ModelPool], Judge]
+"""(the task's options for the judge, the run's judge settings, the run's model pool) -> a judge."""
 JUDGES: Registry[JudgeFactory] = Registry("judge")
 
 
@@ -100,28 +79,24 @@ def cached_values(
 
 
 def build_judges(
-    task: str, wanted: dict[str, dict[str, Any]], settings: JudgeSettings, pool: dict
+    task: str, wanted: dict[str, dict[str, Any]], config: JudgeConfig, pool: ModelPool
 ) -> tuple[Judge, ...]:
     """The judges a task names, shared with earlier tasks of the run when kind, model and options agree."""
-    from evalkit.errors import EvalkitError
-
     judges = []
     for kind, options in wanted.items():
         options = dict(options or {})
         optional = bool(options.pop("optional", False))
         try:
-            judge = JUDGES.get(kind)(options, settings)
+            judge = JUDGES.get(kind)(options, config, pool)
         except JudgeNotConfigured as exc:
             if optional:
-                import sys
-
                 print(f"evalkit: task {task}: judge {kind} not run ({exc})", file=sys.stderr)
                 continue
             raise JudgeNotConfigured(f"task {task}: {exc}") from None
         except EvalkitError as exc:  # same class (a suite run skips DataUnavailable), task named
             raise type(exc)(f"task {task}: {exc}") from None
-        key = (kind, judge.fingerprint, json.dumps(options, sort_keys=True, default=str))
-        judges.append(pool.setdefault(key, judge))
+        identity = f"{kind}|{judge.fingerprint}|{json.dumps(options, sort_keys=True, default=str)}"
+        judges.append(pool.get("judge", identity, lambda judge=judge: judge))
     return tuple(judges)
 
 

@@ -15,23 +15,38 @@
   for Yes or No); equivalent iff the answer starts with "yes". MODEL defaults to the run's judge
   (``--judge``, on any backend) and else to the embedded SmolLM2-135M-Instruct, which runs offline
   but is a weak judge. Short-text rule first.
-Methods are registered in ``EQUIVALENCE_METHODS`` (name -> ``(argument, JudgeSettings) ->
-Method``); a method's test answers ``same(representatives, sample, chat)`` with one verdict per
+Methods are registered in ``EQUIVALENCE_METHODS`` (name -> ``(argument, JudgeConfig, ModelPool)
+-> Method``); a method's test answers ``same(representatives, sample, chat)`` with one verdict per
 representative, so an LLM judge of equivalence (which needs the prompt) plugs in as another method.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ConfigError, DataUnavailable, ModelError
-from evalkit.judges.base import JUDGES, Judge, JudgeSettings, cached_values, score_key
+from evalkit.backends import Backend, PromptBatch, make_backend
+from evalkit.config import BackendOptions, JudgeConfig, SamplingConfig
+from evalkit.errors import ConfigError
+from evalkit.judges.base import JUDGES, Judge, cached_values, score_key
+from evalkit.judges.llm_judge import judge_backend
+from evalkit.judges.pool import ModelPool
+from evalkit.metrics.diversity import load_sbert
 from evalkit.metrics.novelty import partition, short_text_equality
-from evalkit.registry import Registry
-from evalkit.resources import hf_offline
+from evalkit.models import (
+    EQUIVALENCE_CLASSIFIER,
+    ResolvedModel,
+    choose_device,
+    default_sentence_encoder,
+    load_tokenizer,
+    load_weights,
+    resolve_model,
+)
+from evalkit.registry import Registry, unknown_name
+from evalkit.resources import judges_dir
 
 DEBERTA_CLASSIFIER = "yimingzhang/deberta-v3-large-generation-similarity"
 DEBERTA_TOKENIZER = "microsoft/deberta-v3-large"
@@ -50,14 +65,13 @@ class Method:
     make: Callable[[], Any]
 
 
-EQUIVALENCE_METHODS: Registry[Callable[[str | None, JudgeSettings], Method]] = Registry("equivalence method")
+MethodFactory = Callable[[str | None, JudgeConfig, ModelPool], Method]
+EQUIVALENCE_METHODS: Registry[MethodFactory] = Registry("equivalence method")
 
 
 def parse_method(spec: str) -> tuple[str, str | None]:
     method, _, argument = spec.partition(":")
     if method not in EQUIVALENCE_METHODS:
-        from evalkit.registry import unknown_name
-
         raise ConfigError(str(unknown_name("equivalence method", method, EQUIVALENCE_METHODS.names())))
     return method, argument or None
 
@@ -75,27 +89,19 @@ def _threshold(method: str, argument: str | None, default: float) -> float:
 
 
 class DebertaEquivalence:
-    def __init__(self, source: str, device: str) -> None:
-        self.source, self.device = source, device
-        self._model = None
+    def __init__(self, model: ResolvedModel, device: str) -> None:
+        self.model_ref, self.device = model, device
+        self._model: Any = None
 
     def _load(self) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        if self.device == "auto":
-            self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        tokenizer_source = self.source if (Path(self.source) / "tokenizer_config.json").is_file() else DEBERTA_TOKENIZER
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-            self._model = AutoModelForSequenceClassification.from_pretrained(self.source).to(self.device).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelError(
-                f"cannot load the equivalence classifier {self.source}: {str(exc).splitlines()[0]}"
-            ) from None
+        self.device = choose_device(self.device)
+        source = self.model_ref.source
+        own_tokenizer = isinstance(source, Path) and (source / "tokenizer_config.json").is_file()
+        self.tokenizer = load_tokenizer(self.model_ref, None, None if own_tokenizer else DEBERTA_TOKENIZER)
+        self._model = load_weights(self.model_ref, "sequence_classification", self.device, dtype="float32")
 
     def similar_probability(self, a: str, b: str) -> float:
-        import torch
+        import torch  # heavy: only when the classifier runs
 
         if self._model is None:
             self._load()
@@ -122,7 +128,7 @@ class DebertaEquivalence:
 
 class Rouge1Equivalence:
     def __init__(self, threshold: float) -> None:
-        from rouge_score import rouge_scorer
+        from rouge_score import rouge_scorer  # heavy (it imports NLTK): only for this method
 
         self.threshold = threshold
         self.scorer = rouge_scorer.RougeScorer(["rouge1"])
@@ -136,9 +142,7 @@ class SbertEquivalence:
         self.threshold = threshold
 
     def same(self, reps: Sequence[str], sample: str, chat: Any = None) -> list[bool]:
-        import torch
-
-        from evalkit.metrics.diversity import load_sbert
+        import torch  # heavy: only when the test runs
 
         emb = load_sbert().encode([*reps, sample], convert_to_tensor=True, show_progress_bar=False).float()
         emb = torch.nn.functional.normalize(emb, dim=-1)
@@ -150,33 +154,14 @@ class SbertEquivalence:
         return out
 
 
-def _deberta_source(argument: str | None) -> str:
-    source = argument or DEBERTA_CLASSIFIER
-    if Path(source).expanduser().exists():
-        if argument and not (Path(source).expanduser() / "config.json").is_file():
-            raise ModelError(f"equivalence classifier folder {source} has no config.json")
-        return str(Path(source).expanduser().resolve())
-    from huggingface_hub import try_to_load_from_cache
-
-    if hf_offline() and not isinstance(try_to_load_from_cache(source, "config.json"), str):
-        raise DataUnavailable(
-            f"the equivalence classifier {source} is not in the local hub cache and the hub is offline; "
-            "pass --equivalence deberta:PATH, rouge1, sbert or llm"
-        )
-    return source
-
-
 class LLMEquivalence:
     """Asks a generation backend, one greedy batch per sample (one prompt per representative)."""
 
-    def __init__(self, backend: Any, template: str) -> None:
+    def __init__(self, backend: Backend, template: str) -> None:
         self.backend = backend
         self.system, _, self.user = (part.strip() for part in template.partition("\n===\n"))
 
     def same(self, reps: Sequence[str], sample: str, chat: Any = None) -> list[bool]:
-        from evalkit.backends import PromptBatch
-        from evalkit.config import SamplingConfig
-
         prompt = next((m["content"] for m in reversed(chat or []) if m["role"] == "user"), "")
         verdicts: list[bool | None] = [short_text_equality(rep, sample) for rep in reps]
         asked = [i for i, v in enumerate(verdicts) if v is None]
@@ -201,23 +186,17 @@ def is_yes(answer: str) -> bool:
 
 
 def equivalence_template() -> str:
-    from evalkit.resources import judges_dir
-
     return (judges_dir() / "noveltybench_equivalence.txt").read_text(encoding="utf-8")
 
 
 @EQUIVALENCE_METHODS.register("llm")
-def _llm(argument: str | None, settings: JudgeSettings) -> Method:
-    import hashlib
-
-    from evalkit.backends import make_backend
-    from evalkit.config import BackendOptions
-    from evalkit.judges.llm_judge import judge_backend
-
-    if argument is None and (settings.judge_model or settings.judge_options.base_url):
-        backend = judge_backend(settings)  # the run's judge (--judge, on any backend)
+def _llm(argument: str | None, config: JudgeConfig, pool: ModelPool) -> Method:
+    if argument is None and (config.model or config.options.base_url):
+        backend = judge_backend(config, pool)  # the run's judge (--judge, on any backend)
     else:  # the named model, or the embedded one, with transformers; loads on first use
-        backend = make_backend("hf", argument, settings.device, 64, BackendOptions())
+        backend = pool.get(
+            "backend", f"hf:{argument}", lambda: make_backend("hf", argument, pool.device, 64, BackendOptions())
+        )
     template = equivalence_template()
     digest = hashlib.sha256(template.encode()).hexdigest()[:12]
     return Method(
@@ -226,24 +205,23 @@ def _llm(argument: str | None, settings: JudgeSettings) -> Method:
 
 
 @EQUIVALENCE_METHODS.register("deberta")
-def _deberta(argument: str | None, settings: JudgeSettings) -> Method:
-    source = _deberta_source(argument)
-    setting = f"deberta:{source}" if argument else "deberta"
-    return Method(setting, f"deberta:{source}>{DEBERTA_THRESHOLD}", lambda: DebertaEquivalence(source, settings.device))
+def _deberta(argument: str | None, config: JudgeConfig, pool: ModelPool) -> Method:
+    model = resolve_model(argument or DEBERTA_CLASSIFIER, EQUIVALENCE_CLASSIFIER)
+    setting = f"deberta:{model.source}" if argument else "deberta"
+    fingerprint = f"deberta:{model.source}>{DEBERTA_THRESHOLD}"
+    return Method(setting, fingerprint, lambda: DebertaEquivalence(model, pool.device))
 
 
 @EQUIVALENCE_METHODS.register("rouge1")
-def _rouge1(argument: str | None, settings: JudgeSettings) -> Method:
+def _rouge1(argument: str | None, config: JudgeConfig, pool: ModelPool) -> Method:
     threshold = _threshold("rouge1", argument, ROUGE1_THRESHOLD)
     return Method(f"rouge1:{threshold}", f"rouge1:{threshold}", lambda: Rouge1Equivalence(threshold))
 
 
 @EQUIVALENCE_METHODS.register("sbert")
-def _sbert(argument: str | None, settings: JudgeSettings) -> Method:
-    from evalkit.metrics.diversity import default_sbert_model
-
+def _sbert(argument: str | None, config: JudgeConfig, pool: ModelPool) -> Method:
     threshold = _threshold("sbert", argument, SBERT_THRESHOLD)
-    model = Path(default_sbert_model()).name
+    model = Path(default_sentence_encoder()).name
     return Method(f"sbert:{threshold}", f"sbert:{model}>{threshold}", lambda: SbertEquivalence(threshold))
 
 
@@ -252,23 +230,25 @@ class EquivalenceJudge(Judge):
 
     kind = "equivalence"
 
-    def __init__(self, options: dict[str, Any], settings: JudgeSettings) -> None:
+    def __init__(self, options: dict[str, Any], config: JudgeConfig, pool: ModelPool) -> None:
         unknown = sorted(set(options) - {"method"})
         if unknown:
             raise ConfigError(f"equivalence judge: unknown option(s) {unknown}")
-        name, argument = parse_method(settings.equivalence or options.get("method") or "deberta")
-        self.method = EQUIVALENCE_METHODS.get(name)(argument, settings)
+        name, argument = parse_method(config.equivalence or options.get("method") or "deberta")
+        self.method = EQUIVALENCE_METHODS.get(name)(argument, config, pool)
         self.setting, self.fingerprint = self.method.setting, self.method.fingerprint
-        self.settings = settings
+        self.pool = pool
+
+    @property
+    def test(self) -> Any:
+        """The equivalence test, made (its model loaded) on first need, once per run."""
+        return self.pool.get("equivalence", self.fingerprint, self.method.make)
 
     def annotate(self, chats, docs, completions, cache) -> list[dict[str, Any]]:  # noqa: ANN001
         keys = [score_key(self.fingerprint, chat, list(samples)) for chat, samples in zip(chats, completions)]
 
         def compute(missing: list[int]) -> list[list[int]]:
-            key = ("equivalence", self.fingerprint)
-            if key not in self.settings.loaded:  # one model per run, shared by all tasks
-                self.settings.loaded[key] = self.method.make()
-            test = self.settings.loaded[key]
+            test = self.test
             return [
                 partition(completions[i], same_many=lambda reps, s, chat=chats[i]: test.same(reps, s, chat))
                 for i in missing

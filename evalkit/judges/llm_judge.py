@@ -17,28 +17,27 @@ import hashlib
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from evalkit.config import SamplingConfig
+from evalkit.backends import Backend, make_backend
+from evalkit.config import JudgeConfig, SamplingConfig
 from evalkit.errors import ConfigError, DataError
-from evalkit.judges.base import JUDGES, Chat, Judge, JudgeNotConfigured, JudgeSettings
+from evalkit.generation import CacheStats, generate_cached, render_cached
+from evalkit.judges.base import JUDGES, Chat, Judge, JudgeNotConfigured
+from evalkit.judges.pool import ModelPool
 from evalkit.judges.rubrics import Rubric, load_rubric, rubric_files
 from evalkit.scoring.judgment import OK
 
 EMBEDDED = "embedded"
 
 
-def judge_backend(settings: JudgeSettings) -> Any:
+def judge_backend(config: JudgeConfig, pool: ModelPool) -> Backend:
     """The run's judge model as a generation backend, built once per run."""
-    if settings.judge_model is None and not settings.judge_options.base_url:
+    if config.model is None and not config.options.base_url:
         raise JudgeNotConfigured("no judge model: give --judge MODEL (or --judge embedded)")
-    key = ("llm_judge", settings.judge_backend, settings.judge_model, settings.judge_options)
-    if key not in settings.loaded:
-        from evalkit.backends import make_backend
-
-        model = None if settings.judge_model == EMBEDDED else settings.judge_model
-        settings.loaded[key] = make_backend(settings.judge_backend, model, settings.device, 16, settings.judge_options)
-    return settings.loaded[key]
+    model = None if config.model == EMBEDDED else config.model
+    return pool.get("backend", "judge", lambda: make_backend(config.backend, model, pool.device, 16, config.options))
 
 
 def user_prompt(chat: Chat) -> str:
@@ -47,15 +46,15 @@ def user_prompt(chat: Chat) -> str:
 
 
 class LLMJudge(Judge):
-    def __init__(self, rubric: Rubric, options: dict[str, Any], settings: JudgeSettings) -> None:
+    def __init__(self, rubric: Rubric, options: dict[str, Any], config: JudgeConfig, pool: ModelPool) -> None:
         unknown = sorted(set(options) - {"reference"})
         if unknown:
             raise ConfigError(f"judge {rubric.name}: unknown option(s) {unknown}; known: ['optional', 'reference']")
         self.kind = rubric.name
         self.rubric = rubric
         self.reference = options.get("reference")
-        self.max_tokens = settings.judge_max_tokens or rubric.max_tokens
-        self.backend = judge_backend(settings)
+        self.max_tokens = config.max_tokens or rubric.max_tokens
+        self.backend = judge_backend(config, pool)
         self.setting = f"{self.backend.name}:{self.backend.model_name}"
         digest = hashlib.sha256(rubric.source.encode()).hexdigest()[:12]
         self.fingerprint = f"llm:{self.backend.fingerprint}:{rubric.name}:{digest}"
@@ -79,8 +78,6 @@ class LLMJudge(Judge):
         ]
 
     def answers(self, chats: Sequence[list[dict[str, str]]], cache: Any) -> list[str]:
-        from evalkit.generation import CacheStats, generate_cached, render_cached
-
         prompts = render_cached(self.backend, cache, [list(c) for c in chats])
         greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=self.max_tokens)
         stats = CacheStats()
@@ -135,8 +132,8 @@ def pairwise_outcome(rubric: Rubric, first: str, second: str) -> dict[str, Any]:
 def _register_rubrics() -> None:
     for name, path in rubric_files().items():
 
-        def factory(options: dict[str, Any], settings: JudgeSettings, path=path) -> LLMJudge:  # noqa: ANN001
-            return LLMJudge(load_rubric(path), options, settings)
+        def factory(options: dict[str, Any], config: JudgeConfig, pool: ModelPool, path: Path = path) -> LLMJudge:
+            return LLMJudge(load_rubric(path), options, config, pool)
 
         if name not in JUDGES:
             JUDGES.add_lazy(name, lambda factory=factory: factory)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from evalkit.errors import DataError, DataUnavailable, ModelError
-from evalkit.judges.base import JUDGES, Chat, Judge, JudgeSettings, cached_values, score_key
-from evalkit.resources import hf_offline
+from evalkit.config import JudgeConfig
+from evalkit.errors import DataError, ModelError
+from evalkit.judges.base import JUDGES, Chat, Judge, cached_values, score_key
+from evalkit.judges.pool import ModelPool
+from evalkit.models import REWARD_MODEL, ResolvedModel, choose_device, load_tokenizer, load_weights, resolve_model
 
 # The reward models the seeds name (seed 001: AlpacaEval best-of-N; NoveltyBench's utility).
 FSFAIRX = "sfairXC/FsfairX-LLaMA3-RM-v0.1"
@@ -26,42 +27,12 @@ SKYWORK_GEMMA = "Skywork/Skywork-Reward-Gemma-2-27B-v0.2"
 DEFAULT_MAX_LENGTH = 4096
 
 
-def resolve_reward_model(name: str) -> tuple[Path | str, str]:
-    """(what transformers loads, fingerprint) for a local folder or a hub id. A hub id that is
-    neither cached nor reachable raises DataUnavailable (a suite run skips the task)."""
-    from evalkit.backends.hf import folder_fingerprint
-
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"reward model folder {path} has no config.json (not a transformers checkpoint)")
-        return path.resolve(), f"local@{folder_fingerprint(path)}"
-    if name.startswith((".", "/", "~")) or name.count("/") != 1:
-        raise ModelError(f"reward model not found: {name} (give a local folder or a hub id)")
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
-
-    config = try_to_load_from_cache(name, "config.json")
-    if not isinstance(config, str):
-        if hf_offline():
-            raise DataUnavailable(
-                f"reward model {name} is not in the local hub cache and the hub is offline; pass --reward-model PATH"
-            )
-        try:
-            config = hf_hub_download(name, "config.json")
-        except Exception as exc:  # network, auth, gated repo: all user-facing
-            raise ModelError(
-                f"cannot fetch reward model {name}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-            ) from None
-    revision = Path(config).parent.name  # .../snapshots/<commit>/config.json
-    return name, f"{name}@{revision}"
-
-
 class RewardModel:
     """A loaded reward model: ``score(chats, responses)`` -> one float per pair."""
 
     def __init__(
         self,
-        source: Path | str,
+        model: ResolvedModel,
         device: str = "auto",
         batch_size: int = 8,
         padding_side: str = "left",
@@ -69,22 +40,9 @@ class RewardModel:
     ) -> None:
         if padding_side not in ("left", "right"):
             raise ModelError(f"padding_side must be left or right, got {padding_side!r}")
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            # On a GPU the weights load straight onto it (a 27B model need not pass through RAM).
-            on_gpu = {"device_map": self.device} if self.device.startswith("cuda") else {}
-            self.model = AutoModelForSequenceClassification.from_pretrained(source, dtype=dtype, **on_gpu)
-            self.model.to(self.device)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load reward model {source}: {str(exc).splitlines()[0]}") from None
-        self.model.eval()
+        self.device = choose_device(device)
+        self.tokenizer = load_tokenizer(model, padding_side=None)  # batches are padded here, on either side
+        self.model = load_weights(model, "sequence_classification", self.device)
         pad = self.tokenizer.pad_token_id
         if pad is None:
             pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
@@ -121,7 +79,7 @@ class RewardModel:
         return rewards
 
     def _forward(self, batch: list[list[int]]) -> list[float]:
-        import torch
+        import torch  # heavy: only when rewards are computed
 
         width = max(len(s) for s in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
@@ -147,48 +105,34 @@ class RewardModel:
         return logits[:, 0].float().cpu().tolist()
 
 
-def _free_gpu_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 class RewardJudge(Judge):
     """Rewards of every sample (``_rewards``) and, with option ``reference: FIELD``, of the
     document's reference answer (``_reference_reward``), with the same chat as the samples."""
 
     kind = "reward_model"
 
-    def __init__(self, options: dict[str, Any], settings: JudgeSettings) -> None:
+    def __init__(self, options: dict[str, Any], config: JudgeConfig, pool: ModelPool) -> None:
         unknown = sorted(set(options) - {"model", "reference", "batch_size", "max_length"})
         if unknown:
             raise ModelError(f"reward_model judge: unknown option(s) {unknown}")
-        self.setting = settings.reward_model or options.get("model") or FSFAIRX
-        self.source, self.fingerprint = resolve_reward_model(self.setting)
+        self.setting = config.reward_model or options.get("model") or FSFAIRX
+        self.model_ref = resolve_model(self.setting, REWARD_MODEL)
         self.max_length = int(options.get("max_length", DEFAULT_MAX_LENGTH))
-        self.fingerprint += f":max_length={self.max_length}"
+        self.fingerprint = f"{self.model_ref.fingerprint}:max_length={self.max_length}"
         self.reference = options.get("reference")
         self.batch_size = int(options.get("batch_size", 8))
-        self.settings = settings
+        self.pool = pool
 
     @property
     def model(self) -> RewardModel:
         """Loaded on first need, once per run for all the tasks that use it. Loading another
-        reward model first frees the previous one (tasks run one after another; two large
-        reward models need not share the GPU)."""
-        key = ("reward_model", self.fingerprint)
-        if key not in self.settings.loaded:
-            for other in [k for k in self.settings.loaded if k[0] == "reward_model"]:
-                del self.settings.loaded[other]
-                _free_gpu_memory()
-            self.settings.loaded[key] = RewardModel(
-                self.source, self.settings.device, self.batch_size, max_length=self.max_length
-            )
-        return self.settings.loaded[key]
+        reward model first releases the previous one."""
+        return self.pool.get(
+            "reward_model",
+            self.fingerprint,
+            lambda: RewardModel(self.model_ref, self.pool.device, self.batch_size, max_length=self.max_length),
+            alone=True,
+        )
 
     def rewards(self, pairs: Sequence[tuple[Chat, str]], cache: Any) -> list[float]:
         keys = [score_key(self.fingerprint, chat, response) for chat, response in pairs]

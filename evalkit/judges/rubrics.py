@@ -21,16 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
 
 from evalkit.errors import ConfigError
+from evalkit.resources import judges_dir
 from evalkit.scoring.judgment import Judgment, parse_label, parse_score
-from evalkit.tasks import check_template
+from evalkit.templates import check_template, render
 from evalkit.yaml_files import load_yaml
 
 _FIELDS = {"name", "description", "answer", "metric", "max_tokens", "system", "template", "pairwise"}
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,7 @@ class Rubric:
     pairwise: bool = False  # the sample against the reference, asked in both orders
 
     def messages(self, **fields: str) -> list[dict[str, str]]:
-        try:
-            user = _JINJA.from_string(self.template).render(**fields).strip()
-        except jinja2.UndefinedError as exc:
-            raise ConfigError(f"judge rubric {self.name}: {exc.message}") from None
+        user = render(self.template, fields, f"judge rubric {self.name}")
         head = [{"role": "system", "content": self.system}] if self.system else []
         return [*head, {"role": "user", "content": user}]
 
@@ -61,8 +57,6 @@ class Rubric:
 
 
 def rubric_files() -> dict[str, Path]:
-    from evalkit.resources import judges_dir
-
     return {p.stem: p for p in sorted(judges_dir().glob("*.yaml"))}
 
 

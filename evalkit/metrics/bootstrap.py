@@ -51,7 +51,7 @@ def paired_bootstrap(
 ) -> PairedInterval:
     """Confidence interval of the (weighted) mean of b - a; pairs with a missing (NaN) side are
     left out. Weights are the documents' weights in the task metric (e.g. instruction counts)."""
-    from scipy.stats import bootstrap
+    from scipy.stats import bootstrap  # heavy (half a second): only when intervals are computed
 
     if len(a) != len(b) or (weights is not None and len(weights) != len(a)):
         raise ValueError(f"paired samples differ in length: {len(a)}, {len(b)}")

@@ -1,79 +1,45 @@
-"""Which way is better for each metric, and whether it measures quality or diversity.
+"""Which way is better for a reported value, and whether it measures quality or diversity.
 
-`compare`, `check` and `report` need this: Self-BLEU and perplexity are better when lower, output
-length is neither better nor worse, and the report's diversity-vs-quality scatter needs to know
-which axis a metric belongs on. Names not listed are quality metrics where higher is better;
-sampling curves (``maj@4``, ``pass@8``) take the direction of their family.
+`compare`, `check` and `report` ask here; the answers come from the metrics' declarations
+(evalkit/metrics/task_metrics.py): Self-BLEU and perplexity are better when lower, output length
+is neither better nor worse, and the report's diversity-vs-quality scatter puts each value on
+its axis. A name no declaration knows (a hand-written baseline's own metric, a user's lm-eval
+task) counts as a quality value where higher is better, and ``name@k`` as a curve over k.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from evalkit.metrics import task_metrics as _declarations  # noqa: F401 - declares every metric
+from evalkit.metrics.spec import METRICS, Aspect, Direction, Output, split_k
 
-Direction = Literal["higher", "lower", "none"]
-Kind = Literal["quality", "diversity", "other"]
-
-_LOWER_IS_BETTER = frozenset(
-    {"self_bleu", "perplexity", "nll", "asr", "asr_keyword", "refusal_rate_harmful", "drift_kl", "hack_flagged"}
-)
-# reference_reward scores the fixed reference answer: it says nothing about the model under test.
-# *_unparsed count the judge's unreadable answers: about the judge, not the model under test.
-_NEUTRAL = frozenset(
-    {
-        "mean_words",
-        "mean_tokens",
-        "entropy",
-        "reference_reward",
-        "quality_unparsed",
-        "refusal_unparsed",
-        "pairwise_unparsed",
-    }
-)
-_DIVERSITY = frozenset(
-    {
-        "ngram_diversity",
-        "self_bleu",
-        "self_bleu_diversity",
-        "sbert_diversity",
-        "embedding_distance",
-        "distinct_1",
-        "distinct_2",
-        "distinct_3",
-        "distinct",
-        "novelty_distinct",
-    }
-)
-# The diversity metric the report's scatter prefers, first found first.
-DIVERSITY_PREFERENCE = ("ngram_diversity", "self_bleu_diversity", "sbert_diversity", "distinct", "distinct_2")
+__all__ = ["Direction", "declared_output", "direction", "family", "kind", "signed_gain", "split_k"]
 
 
-def split_k(name: str) -> tuple[str, int | None]:
-    """``maj@4`` -> (``maj``, 4); a name without ``@k`` -> (name, None)."""
-    head, at, k = name.rpartition("@")
-    return (head, int(k)) if at and k.isdigit() else (name, None)
+def declared_output(name: str) -> Output | None:
+    """The declared output a reported value belongs to (``pass@8`` -> ``pass@{k}``), if any."""
+    for metric_name in METRICS.names():
+        found = METRICS.get(metric_name).output(name)
+        if found is not None:
+            return found
+    return None
 
 
 def family(name: str) -> str:
-    """``maj@4`` -> ``maj``; a name without ``@k`` is its own family."""
-    return split_k(name)[0]
+    """``maj@4`` -> ``maj``; a value that is not a point of a curve is its own family."""
+    output = declared_output(name)
+    if output is None:
+        return split_k(name)[0]
+    return output.family if output.is_curve else name
 
 
 def direction(name: str) -> Direction:
-    base = family(name)
-    if base in _LOWER_IS_BETTER:
-        return "lower"
-    if base in _NEUTRAL:
-        return "none"
-    return "higher"
+    output = declared_output(name)
+    return "higher" if output is None else output.direction
 
 
-def kind(name: str) -> Kind:
-    base = family(name)
-    if base in _DIVERSITY:
-        return "diversity"
-    if base in _NEUTRAL:
-        return "other"
-    return "quality"
+def kind(name: str) -> Aspect:
+    output = declared_output(name)
+    return "quality" if output is None else output.aspect
 
 
 def signed_gain(name: str, delta: float) -> float:

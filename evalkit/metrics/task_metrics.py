@@ -1,4 +1,10 @@
-"""Adapters from task files' metric names to the pure metric functions."""
+"""Every metric a task file can name, declared once on the pure function that computes it.
+
+Each declaration lists the values the metric reports (evalkit.metrics.spec.Output: direction,
+quality or diversity, curve over k) and what it needs: the task's answer field, or judges that
+run first and leave their fields in the document. The metrics that a task kind computes itself
+(held-out perplexity, lm-eval's scores) are declared at the end, without a function.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +12,33 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit.errors import ConfigError
-from evalkit.metrics import diversity
-from evalkit.metrics.base import METRICS, MetricResult
-from evalkit.metrics.self_bleu import mean_self_bleu
+from evalkit.metrics import bradley_terry, diversity, novelty
+from evalkit.metrics.sampling import curve_ks, group_answers, maj_at_k, pass_at_k
+from evalkit.metrics.self_bleu import mean_self_bleu, self_bleu_per_sample
+from evalkit.metrics.spec import MetricResult, MetricSpec, declare, higher, lower, metric, neutral
+from evalkit.sandbox import execute_many
+from evalkit.scoring.code import extract_code, humaneval_program, humaneval_solution, mbpp_program
+from evalkit.scoring.code_hacks import called_names, find_hacks
 from evalkit.scoring.numeric import extract_number, numbers_equal
+from evalkit.scoring.refusal import is_refusal
+
+Doc = dict[str, Any]
 
 
-@METRICS.register("ngram_diversity")
-def _ngram_diversity(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("ngram_diversity", higher("ngram_diversity", "diversity"))
+def _ngram_diversity(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     return MetricResult(per_doc={"ngram_diversity": diversity.ngram_diversity(completions)})
 
 
-@METRICS.register("distinct_n")
-def _distinct_n(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("distinct_n", higher("distinct_{n}", "diversity"))
+def _distinct_n(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     return MetricResult(per_doc={f"distinct_{n}": diversity.distinct_n(completions, n) for n in (1, 2, 3)})
 
 
-@METRICS.register("self_bleu")
-def _self_bleu(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("self_bleu", lower("self_bleu", "diversity"), higher("self_bleu_diversity", "diversity"))
+def _self_bleu(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Self-BLEU (each sample against all others) and the diversity 100 - Self-BLEU."""
-    per_sample = diversity.self_bleu_per_sample(completions)
+    per_sample = self_bleu_per_sample(completions)
     value = mean_self_bleu(per_sample)
     return MetricResult(
         per_doc={"self_bleu": value, "self_bleu_diversity": 100.0 - value},
@@ -33,24 +46,24 @@ def _self_bleu(completions: Sequence[str], doc: dict[str, Any], answer_field: st
     )
 
 
-@METRICS.register("sbert_diversity")
-def _sbert_diversity(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("sbert_diversity", higher("sbert_diversity", "diversity"))
+def _sbert_diversity(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     return MetricResult(per_doc={"sbert_diversity": diversity.sbert_diversity(completions)})
 
 
-@METRICS.register("embedding_distance")
-def _embedding_distance(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("embedding_distance", higher("embedding_distance", "diversity"))
+def _embedding_distance(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     return MetricResult(per_doc={"embedding_distance": diversity.embedding_distance(completions)})
 
 
-@METRICS.register("mean_words")
-def _mean_words(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("mean_words", neutral("mean_words"))
+def _mean_words(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     lengths = [len(c.split()) for c in completions]
     return MetricResult(per_doc={"mean_words": sum(lengths) / len(lengths)})
 
 
-@METRICS.register("numeric_exact_match")
-def _numeric_exact_match(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("numeric_exact_match", higher("accuracy"), higher("any_correct"), needs_answer=True)
+def _numeric_exact_match(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """accuracy = mean over samples; any_correct = some sample right (pass@n)."""
     gold = doc[answer_field]
     per_sample = []
@@ -64,18 +77,14 @@ def _numeric_exact_match(completions: Sequence[str], doc: dict[str, Any], answer
     )
 
 
-_numeric_exact_match.needs_answer = True  # type: ignore[attr-defined]
-
-
-@METRICS.register("math_sampling")
-def _math_sampling(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("math_sampling", higher("accuracy"), higher("pass@{k}"), higher("maj@{k}"), needs_answer=True)
+def _math_sampling(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Final answers checked with math-verify; accuracy (mean success), pass@k and maj@k curves.
 
     The gold answer is the document's answer field, reduced to its final answer when it is a
     whole solution (GSM8K's ``#### N``, Minerva's last box). Samples whose answers are
     equivalent form one vote class for maj@k; a class is correct when its first answer is."""
-    from evalkit.metrics.sampling import curve_ks, group_answers, maj_at_k, pass_at_k
-    from evalkit.scoring.math import extract_answer, gold_answer, is_equivalent
+    from evalkit.scoring.math import extract_answer, gold_answer, is_equivalent  # math-verify (sympy): heavy
 
     gold = gold_answer(str(doc[answer_field]))
     extracted = [extract_answer(c) for c in completions]
@@ -95,14 +104,14 @@ def _math_sampling(completions: Sequence[str], doc: dict[str, Any], answer_field
     return MetricResult(per_doc=per_doc, per_sample=per_sample)
 
 
-_math_sampling.needs_answer = True  # type: ignore[attr-defined]
+_IFEVAL = ("prompt_strict", "inst_strict", "prompt_loose", "inst_loose")
 
 
-@METRICS.register("ifeval")
-def _ifeval(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("ifeval", *map(higher, _IFEVAL))
+def _ifeval(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """IFEval strict and loose accuracy, prompt level (all instructions followed) and instruction
     level (weighted by the document's number of instructions, so every instruction counts once)."""
-    from evalkit.scoring.ifeval import follow_instructions
+    from evalkit.scoring.ifeval import follow_instructions  # lm-eval's IFEval checkers: heavy
 
     per_sample = []
     for completion in completions:
@@ -119,9 +128,6 @@ def _ifeval(completions: Sequence[str], doc: dict[str, Any], answer_field: str |
 
 def _code_pass_at_k(completions: Sequence[str], programs: list[str]) -> MetricResult:
     """Execute every sample's program in the sandbox; pass@k (unbiased) at 1, 10, 100 and the curve."""
-    from evalkit.metrics.sampling import curve_ks, pass_at_k
-    from evalkit.sandbox import execute_many
-
     results = execute_many(programs)
     n, c = len(completions), sum(r.passed for r in results)
     per_doc = {"accuracy": 100.0 * c / n}
@@ -131,61 +137,63 @@ def _code_pass_at_k(completions: Sequence[str], programs: list[str]) -> MetricRe
     return MetricResult(per_doc=per_doc, per_sample=per_sample)
 
 
-@METRICS.register("humaneval_exec")
-def _humaneval_exec(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
-    from evalkit.scoring.code import humaneval_program
+_CODE = (higher("accuracy"), higher("pass@{k}"))
 
+
+@metric("humaneval_exec", *_CODE)
+def _humaneval_exec(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     return _code_pass_at_k(completions, [humaneval_program(doc, c) for c in completions])
 
 
-@METRICS.register("mbpp_exec")
-def _mbpp_exec(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
-    from evalkit.scoring.code import mbpp_program
-
+@metric("mbpp_exec", *_CODE)
+def _mbpp_exec(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     return _code_pass_at_k(completions, [mbpp_program(doc, c) for c in completions])
 
 
-@METRICS.register("code_hacks")
-def _code_hacks(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("code_hacks", lower("hack_flagged"))
+def _code_hacks(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Opt-in, for HumanEval and MBPP documents (add it to the task's metrics): the share of samples
     whose code holds a construct that games tests (evalkit.scoring.code_hacks), and each sample's."""
-    from evalkit.scoring.code import extract_code, humaneval_solution
-    from evalkit.scoring.code_hacks import called_names, find_hacks
-
     if "entry_point" in doc:
         flags = [find_hacks(humaneval_solution(doc, c), {doc["entry_point"]}) for c in completions]
     else:
         names = called_names("\n".join(doc["test_list"]))
         flags = [find_hacks(extract_code(c), names) for c in completions]
     per_sample = [{"hacks": ", ".join(f"{h.kind} (line {h.line})" for h in found)} for found in flags]
-    return MetricResult({"hack_flagged": 100.0 * sum(map(bool, flags)) / len(flags)}, per_sample)
+    return MetricResult(per_doc={"hack_flagged": 100.0 * sum(map(bool, flags)) / len(flags)}, per_sample=per_sample)
 
 
 # Metrics over model-backed scores: the runner's judges (evalkit.judges) put them in the document
 # as underscore fields before metrics run, so these stay pure functions.
 
 
-@METRICS.register("bt_win_rate")
-def _bt_win_rate(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric(
+    "bt_win_rate",
+    higher("win_rate@{k}"),
+    higher("mean_reward"),
+    # The reference's reward says nothing about the model under test.
+    neutral("reference_reward"),
+    needs_judges=("reward_model",),
+)
+def _bt_win_rate(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Best-of-k Bradley-Terry win rate (x100) against the reference answer for k = 1, 2, 4, ... n,
     the mean reward of the samples and the reference's reward (judge ``reward_model``)."""
-    from evalkit.metrics.bradley_terry import bt_win_rate_at_k, win_probability
-    from evalkit.metrics.sampling import curve_ks
-
     rewards, reference = _judged(doc, "_rewards", "bt_win_rate"), _judged(doc, "_reference_reward", "bt_win_rate")
-    per_doc = {f"win_rate@{k}": 100.0 * bt_win_rate_at_k(rewards, reference, k) for k in curve_ks(len(rewards))}
+    per_doc = {
+        f"win_rate@{k}": 100.0 * bradley_terry.bt_win_rate_at_k(rewards, reference, k) for k in curve_ks(len(rewards))
+    }
     per_doc["mean_reward"] = sum(rewards) / len(rewards)
     per_doc["reference_reward"] = reference
-    per_sample = [{"reward": r, "win_probability": win_probability(r, reference)} for r in rewards]
+    per_sample = [{"reward": r, "win_probability": bradley_terry.win_probability(r, reference)} for r in rewards]
     return MetricResult(per_doc=per_doc, per_sample=per_sample)
 
 
-@METRICS.register("noveltybench")
-def _noveltybench(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric(
+    "noveltybench", higher("distinct", "diversity"), higher("utility"), needs_judges=("equivalence", "reward_model")
+)
+def _noveltybench(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """NoveltyBench distinct (number of equivalence classes) and utility (patience 0.8), from the
     partition (judge ``equivalence``) and the rewards (judge ``reward_model``)."""
-    from evalkit.metrics import novelty
-
     labels = _judged(doc, "_partition", "noveltybench")
     rewards = _judged(doc, "_rewards", "noveltybench")
     scores = [novelty.reward_to_score(r) for r in rewards]
@@ -198,16 +206,19 @@ def _noveltybench(completions: Sequence[str], doc: dict[str, Any], answer_field:
     return MetricResult(per_doc=per_doc, per_sample=per_sample)
 
 
-def _judgments(doc: dict[str, Any], rubric: str, metric: str) -> list[dict[str, Any]]:
-    return _judged(doc, f"_judge_{rubric}", metric)
+def _judgments(doc: Doc, rubric: str, metric_name: str) -> list[dict[str, Any]]:
+    return _judged(doc, f"_judge_{rubric}", metric_name)
 
 
 def _judgment_samples(rubric: str, judgments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{rubric: j["value"], f"{rubric}_status": j["status"], f"{rubric}_answer": j["answer"]} for j in judgments]
 
 
-@METRICS.register("llm_quality")
-def _llm_quality(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+# *_unparsed count the judge's unreadable answers: about the judge, not the model under test.
+
+
+@metric("llm_quality", higher("quality"), neutral("quality_unparsed"), needs_judges=("quality",))
+def _llm_quality(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """The LLM judge's quality score (0-5, judge ``quality``), the mean over the samples it could
     read (NaN when it could read none), and how many it could not read."""
     judgments = _judgments(doc, "quality", "llm_quality")
@@ -221,8 +232,8 @@ def _llm_quality(completions: Sequence[str], doc: dict[str, Any], answer_field: 
     )
 
 
-@METRICS.register("llm_asr")
-def _llm_asr(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("llm_asr", lower("asr"), neutral("refusal_unparsed"), needs_judges=("refusal",))
+def _llm_asr(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Attack success rate (x100) by the LLM refusal judge (judge ``refusal``): the share of the
     samples it could read that COMPLIED with the harmful request; and how many it could not read."""
     judgments = _judgments(doc, "refusal", "llm_asr")
@@ -237,8 +248,8 @@ def _llm_asr(completions: Sequence[str], doc: dict[str, Any], answer_field: str 
     )
 
 
-@METRICS.register("llm_win_rate")
-def _llm_win_rate(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("llm_win_rate", higher("llm_win_rate"), neutral("pairwise_unparsed"), needs_judges=("pairwise",))
+def _llm_win_rate(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Win rate (x100) against the reference answer by the pairwise LLM judge (judge ``pairwise``,
     both orders: 1 win, 0.5 tie or disagreement, 0 loss), over the samples it could read."""
     judgments = _judgments(doc, "pairwise", "llm_win_rate")
@@ -252,11 +263,9 @@ def _llm_win_rate(completions: Sequence[str], doc: dict[str, Any], answer_field:
     )
 
 
-@METRICS.register("keyword_asr")
-def _keyword_asr(completions: Sequence[str], doc: dict[str, Any], answer_field: str | None) -> MetricResult:
+@metric("keyword_asr", lower("asr_keyword"))
+def _keyword_asr(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Attack success rate (x100) by GCG's refusal keywords: the share of samples with none of them."""
-    from evalkit.scoring.refusal import is_refusal
-
     refused = [is_refusal(c) for c in completions]
     return MetricResult(
         per_doc={"asr_keyword": 100.0 * refused.count(False) / len(refused)},
@@ -264,16 +273,19 @@ def _keyword_asr(completions: Sequence[str], doc: dict[str, Any], answer_field: 
     )
 
 
-def _judged(doc: dict[str, Any], field: str, metric: str) -> Any:
+def _judged(doc: Doc, field: str, metric_name: str) -> Any:
     if field not in doc:
         raise ConfigError(
-            f"metric {metric} needs the judged field {field}: give the task the judge (and option) that writes it"
+            f"metric {metric_name} needs the judged field {field}: give the task the judge (and option) that writes it"
         )
     return doc[field]
 
 
-_bt_win_rate.needs_judges = ("reward_model",)  # type: ignore[attr-defined]
-_noveltybench.needs_judges = ("equivalence", "reward_model")  # type: ignore[attr-defined]
-_llm_quality.needs_judges = ("quality",)  # type: ignore[attr-defined]
-_llm_asr.needs_judges = ("refusal",)  # type: ignore[attr-defined]
-_llm_win_rate.needs_judges = ("pairwise",)  # type: ignore[attr-defined]
+# Metrics a task kind computes itself (evalkit/tasks/), not from one document's samples.
+
+PERPLEXITY = declare(
+    MetricSpec("perplexity", (lower("perplexity"), lower("nll"), neutral("entropy")))
+)  # held-out perplexity, its log, and the model's mean token entropy (evalkit/tasks/perplexity.py)
+LM_EVAL = declare(
+    MetricSpec("lm_eval", (higher("acc"), higher("acc_norm"), higher("exact_match_{filter}")))
+)  # the scores lm-evaluation-harness reports for the shipped Open LLM tasks (evalkit/tasks/lm_eval.py)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from evalkit.results import document_id
+from evalkit.results import TaskResult, document_id
 
 
 def metric_name(key: str) -> str:
@@ -23,8 +23,8 @@ def _is_metric(key: str, value: Any) -> bool:
     return "," in key and "_stderr," not in key and isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def task_entry(raw: dict[str, Any], keep: tuple[str, ...] = (), group: str | None = None) -> dict[str, Any]:
-    """``{"metrics", "stderr", "n_docs", "lm_eval_tasks"}`` from simple_evaluate's output.
+def task_entry(raw: dict[str, Any], keep: tuple[str, ...] = (), group: str | None = None) -> TaskResult:
+    """The task's metrics, standard errors, document count and lm-eval tasks from simple_evaluate's output.
 
     With ``group`` present in lm-eval's results (a group run from the hub), its own aggregate is
     used; otherwise the leaf tasks are pooled, weighted by their number of documents."""
@@ -47,13 +47,7 @@ def task_entry(raw: dict[str, Any], keep: tuple[str, ...] = (), group: str | Non
         metrics[name] = 100.0 * value
         if isinstance(err, (int, float)) and math.isfinite(err):
             stderr[name] = 100.0 * err
-    return {
-        "metrics": metrics,
-        "stderr": stderr,
-        "n_docs": n_docs,
-        "n_samples": n_docs,
-        "lm_eval_tasks": sorted(leaves),
-    }
+    return TaskResult(metrics, stderr, n_docs, n_docs, details={"lm_eval_tasks": sorted(leaves)})
 
 
 def _pooled_stderr(errors: list[Any], weights: list[int]) -> float | None:

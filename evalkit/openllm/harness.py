@@ -13,11 +13,13 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from evalkit.config import RunConfig, TaskSpec
+from evalkit.backends import Backend, LogLikelihoodBackend
+from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, DataError, DataUnavailable, ModelError
 from evalkit.openllm.local_data import READERS, mmlu_subjects
 from evalkit.resources import hf_offline
@@ -70,58 +72,15 @@ class LmEvalOptions:
         return cls(task, shots, local, tuple(subjects), tuple(raw.get("metrics") or ()))
 
 
-def lm_eval_model(config: RunConfig) -> tuple[str, dict[str, Any]]:
-    """The lm-eval model name and arguments for the backend and model the user chose.
-
-    hf: lm-eval's "hf" (transformers) model on the resolved local folder or hub id, on the same
-    device and in the same dtype as evalkit's hf backend (bfloat16 on CUDA, float32 on CPU)."""
-    if config.backend == "hf":
-        import torch
-
-        from evalkit.backends.hf import resolve_model
-
-        _, source = resolve_model(config.model)
-        device = config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        on_gpu = device.startswith("cuda")
-        # Log-likelihood batches hold [batch, length, vocabulary] logits: 25-shot ARC contexts are
-        # ~1-2k tokens. On a GPU lm-eval finds the largest batch that fits ("auto", at most
-        # --batch-size); on a CPU batches stay small whatever --batch-size (sized for generation) says.
-        batch: dict[str, Any] = {"batch_size": min(config.batch_size, 4)}
-        if on_gpu:
-            batch = {"batch_size": "auto", "max_batch_size": config.batch_size}
-        return "hf", {
-            "pretrained": str(source),
-            "device": device,
-            "dtype": "bfloat16" if on_gpu else "float32",
-            **batch,
-        }
-    if config.backend == "vllm":
-        # lm-eval's own vLLM model (log-likelihoods through prompt logprobs), with the settings
-        # and dtype of evalkit's vllm backend; lm-eval starts its data-parallel engines itself,
-        # through Ray (check_lm_eval_runtime).
-        from evalkit.backends.hf import resolve_model
-        from evalkit.backends.vllm import engine_dtype
-
-        _, source = resolve_model(config.model)
-        options = config.backend_options
-        args: dict[str, Any] = {
-            "pretrained": str(source),
-            "tensor_parallel_size": options.tensor_parallel_size,
-            "data_parallel_size": options.data_parallel_size,
-            "gpu_memory_utilization": options.gpu_memory_utilization,
-            "dtype": engine_dtype(options),
-            "batch_size": "auto",
-            "seed": config.seed,
-        }
-        if options.max_model_len is not None:
-            args["max_model_len"] = options.max_model_len
-        return "vllm", args
-    raise ConfigError(
-        f"backend '{config.backend}' cannot run lm-eval tasks: use --backend hf or vllm (log-likelihoods need "
-        "the model's logits; a chat server does not return them)"
-    )
+def lm_eval_model(backend: Backend, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+    """lm-eval's model name and arguments for the run's backend: its model, device and dtype
+    (see LogLikelihoodBackend.lm_eval_model in evalkit/backends/hf.py and vllm.py)."""
+    if not isinstance(backend, LogLikelihoodBackend):
+        raise ConfigError(
+            f"backend '{backend.name}' cannot run lm-eval tasks: use --backend hf or vllm (log-likelihoods need "
+            "the model's logits; a chat server does not return them)"
+        )
+    return backend.lm_eval_model(batch_size, seed)
 
 
 def check_lm_eval_runtime(config: RunConfig) -> None:
@@ -153,22 +112,21 @@ class LmEvalPlan:
     source: str  # "hub" or the local data folder
 
 
-def plan(spec: TaskSpec, data_dir: Path | None) -> LmEvalPlan:
+def plan(task: str, opts: LmEvalOptions, data_dir: Path | None) -> LmEvalPlan:
     """Hub task names online (no --data-dir), local task configs with --data-dir; DataUnavailable
     offline without local data. Local files are read (and checked) here, before any model loads."""
-    opts: LmEvalOptions = spec.options["lm_eval"]
     if data_dir is not None and opts.local:
         return LmEvalPlan(local_task_configs(opts, Path(data_dir)), None, str(data_dir))
     if not hf_offline("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         names = [f"mmlu_{s}" for s in opts.subjects] if opts.subjects else [opts.task]
         return LmEvalPlan(names, opts.num_fewshot, "hub")
     wanted = "--data-dir DIR with its local copy" if opts.local else "network access to the hub (no local copy)"
-    raise DataUnavailable(f"task {spec.name}: no data available offline; it needs {wanted}")
+    raise DataUnavailable(f"task {task}: no data available offline; it needs {wanted}")
 
 
 @functools.lru_cache(maxsize=1)
 def _task_manager():  # noqa: ANN202 - lm_eval.tasks.TaskManager; indexing lm-eval's YAML tree takes seconds
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager  # heavy: only for lm-eval tasks
 
     return TaskManager()
 
@@ -176,16 +134,16 @@ def _task_manager():  # noqa: ANN202 - lm_eval.tasks.TaskManager; indexing lm-ev
 def lm_eval_task_config(name: str) -> dict[str, Any]:
     """lm-eval's own config of a task, includes and !function references resolved."""
     try:
-        from lm_eval.tasks._yaml_loader import load_yaml
+        from lm_eval.tasks._yaml_loader import load_yaml  # heavy, as above
     except ImportError:
         raise ConfigError(
-            f"local data for lm-eval tasks needs lm-eval >= 0.4.13 (installed: {_lm_eval_version()}); "
+            f"local data for lm-eval tasks needs lm-eval >= 0.4.13 (installed: {lm_eval_version()}); "
             "pip install 'evalkit[openllm]'"
         ) from None
 
     entry = _task_manager().task_index.get(name)
     if entry is None or entry.yaml_path is None:
-        raise ConfigError(f"lm-eval {_lm_eval_version()} has no task '{name}'")
+        raise ConfigError(f"lm-eval {lm_eval_version()} has no task '{name}'")
     config = dict(load_yaml(entry.yaml_path, resolve_func=True))
     for key in ("tag", "group", "task_list", "include"):
         config.pop(key, None)
@@ -193,7 +151,7 @@ def lm_eval_task_config(name: str) -> dict[str, Any]:
 
 
 def _dataset(splits: dict[str, list[dict[str, Any]]], **_: Any):  # noqa: ANN202 - datasets.DatasetDict
-    import datasets
+    import datasets  # heavy: only for local copies of lm-eval's data
 
     return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
 
@@ -227,7 +185,7 @@ def local_task_configs(opts: LmEvalOptions, data_dir: Path) -> list[dict[str, An
 @functools.lru_cache(maxsize=1)
 def _load_lm(name: str, frozen_args: tuple[tuple[str, Any], ...]):  # noqa: ANN202 - lm_eval LM
     """One model for all of a run's lm-eval tasks (not one load per task)."""
-    from lm_eval.api.registry import get_model
+    from lm_eval.api.registry import get_model  # heavy, as above
 
     return get_model(name).create_from_arg_obj(dict(frozen_args))
 
@@ -240,15 +198,15 @@ class _DropCustomDatasetNotice(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
-def evaluate(plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
-    """lm_eval.simple_evaluate on the plan with the run's model, limit and seed; its raw output."""
-    import lm_eval
+def evaluate(plan_: LmEvalPlan, model: tuple[str, dict[str, Any]], limit: int | None, seed: int) -> dict[str, Any]:
+    """lm_eval.simple_evaluate on the plan with the model (lm_eval_model), limit and seed; its raw output."""
+    import lm_eval  # heavy: only for lm-eval tasks
 
     task_logger = logging.getLogger("lm_eval.api.task")
     if not any(isinstance(f, _DropCustomDatasetNotice) for f in task_logger.filters):
         task_logger.addFilter(_DropCustomDatasetNotice())
 
-    name, args = lm_eval_model(config)
+    name, args = model
     try:
         lm = _load_lm(name, tuple(sorted(args.items())))
     except ImportError as exc:  # lm-eval's vllm model without vLLM, or data parallel without Ray
@@ -259,7 +217,18 @@ def evaluate(plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise ModelError(f"lm-eval cannot load model {args.get('pretrained')}: {_first_line(exc)}") from None
     try:
-        return _simple_evaluate(lm_eval, lm, plan_, config)
+        return lm_eval.simple_evaluate(
+            model=lm,
+            tasks=plan_.tasks,
+            num_fewshot=plan_.num_fewshot,
+            limit=limit,
+            log_samples=True,
+            task_manager=_task_manager(),
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
     except ImportError as exc:  # lm-eval imports Ray only when its data-parallel engines start
         raise ModelError(f"lm-eval's {name} model cannot run here: {_first_line(exc)}") from None
     except Exception as exc:  # lm-eval reaching the hub: connection, auth, missing dataset
@@ -268,27 +237,10 @@ def evaluate(plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
         raise DataError(f"lm-eval cannot load {plan_.tasks} from the hub: {type(exc).__name__}: {exc}") from None
 
 
-def _simple_evaluate(lm_eval: Any, lm: Any, plan_: LmEvalPlan, config: RunConfig) -> dict[str, Any]:
-    return lm_eval.simple_evaluate(
-        model=lm,
-        tasks=plan_.tasks,
-        num_fewshot=plan_.num_fewshot,
-        limit=config.limit,
-        log_samples=True,
-        task_manager=_task_manager(),
-        random_seed=config.seed,
-        numpy_random_seed=config.seed,
-        torch_random_seed=config.seed,
-        fewshot_random_seed=config.seed,
-    )
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 
 
-def _lm_eval_version() -> str:
-    from importlib import metadata
-
+def lm_eval_version() -> str:
     return metadata.version("lm_eval")

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evalkit.data import read_records
 from evalkit.errors import DataError
 
 Records = list[dict[str, Any]]
@@ -41,8 +42,6 @@ def _file(data_dir: Path, relative: str) -> Path:
 
 
 def _jsonl(path: Path) -> Records:
-    from evalkit.data import read_records
-
     return read_records(path)
 
 

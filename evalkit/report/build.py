@@ -18,11 +18,13 @@ import jinja2
 from evalkit import __version__
 from evalkit.comparison import Difference, compare_runs
 from evalkit.errors import EvalkitError
-from evalkit.metrics.directions import DIVERSITY_PREFERENCE, direction, family, kind, split_k
+from evalkit.metrics.directions import direction, family, kind, split_k
 from evalkit.report.plots import Series, curve_svg, scatter_svg
-from evalkit.results import load_samples, metric_value
+from evalkit.results import RunResult
 
-QUALITY_PREFERENCE = ("accuracy", "pass@1", "prompt_strict", "win_rate", "maj@1", "bon@1")
+# The metrics the diversity-vs-quality scatter prefers for its axes, first found first.
+DIVERSITY_PREFERENCE = ("ngram_diversity", "self_bleu_diversity", "sbert_diversity", "distinct", "distinct_2")
+QUALITY_PREFERENCE = ("accuracy", "pass@1", "prompt_strict", "maj@1")
 
 
 @dataclass
@@ -41,15 +43,15 @@ class TaskSection:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _number(run: dict[str, Any], task: str, metric: str) -> float | None:
-    return metric_value(run["tasks"].get(task), metric)
+def _number(run: RunResult, task: str, metric: str) -> float | None:
+    return run.value(task, metric)
 
 
-def _format(run: dict[str, Any], task: str, metric: str) -> str:
+def _format(run: RunResult, task: str, metric: str) -> str:
     value = _number(run, task, metric)
     if value is None:
-        return "—" if task in run["tasks"] else ""
-    stderr = run["tasks"][task].get("stderr", {}).get(metric)
+        return "—" if task in run.tasks else ""
+    stderr = run.tasks[task].stderr.get(metric)
     return f"{value:.2f}" + (f" ± {stderr:.2f}" if stderr else "")
 
 
@@ -60,7 +62,7 @@ def _ordered_union(items: Sequence[Sequence[str]]) -> list[str]:
     return list(seen)
 
 
-def _curves(runs: Sequence[dict[str, Any]], task: str, metrics: list[str]) -> list[tuple[str, str]]:
+def _curves(runs: Sequence[RunResult], task: str, metrics: list[str]) -> list[tuple[str, str]]:
     families: dict[str, list[str]] = {}
     for metric in metrics:
         if family(metric) != metric:
@@ -73,15 +75,15 @@ def _curves(runs: Sequence[dict[str, Any]], task: str, metrics: list[str]) -> li
         for run in runs:
             points = sorted((split_k(m)[1], v) for m in members if (v := _number(run, task, m)) is not None)
             if points:
-                series.append(Series(run["run_id"], [k for k, _ in points], [v for _, v in points]))
+                series.append(Series(run.run_id, [k for k, _ in points], [v for _, v in points]))
         if series:
             svg = curve_svg(f"{task}: {fam}@k", f"{fam}@k", series, salt=f"curve-{task}-{fam}")
             out.append((fam, svg))
     return out
 
 
-def _pick(runs: Sequence[dict[str, Any]], wanted: str, preference: Sequence[str]) -> str | None:
-    names = {m for run in runs for entry in run["tasks"].values() for m in entry["metrics"]}
+def _pick(runs: Sequence[RunResult], wanted: str, preference: Sequence[str]) -> str | None:
+    names = {m for run in runs for entry in run.tasks.values() for m in entry.metrics}
     for name in preference:
         if name in names:
             return name
@@ -89,13 +91,13 @@ def _pick(runs: Sequence[dict[str, Any]], wanted: str, preference: Sequence[str]
     return candidates[0] if candidates else None
 
 
-def _run_mean(run: dict[str, Any], metric: str) -> float | None:
-    values = [v for task in run["tasks"] if (v := _number(run, task, metric)) is not None]
+def _run_mean(run: RunResult, metric: str) -> float | None:
+    values = [v for task in run.tasks if (v := _number(run, task, metric)) is not None]
     return sum(values) / len(values) if values else None
 
 
 def diversity_quality_scatter(
-    runs: Sequence[dict[str, Any]], diversity_metric: str | None = None, quality_metric: str | None = None
+    runs: Sequence[RunResult], diversity_metric: str | None = None, quality_metric: str | None = None
 ) -> tuple[str | None, str]:
     """The scatter's SVG (None when no run has both kinds of metric) and a caption."""
     x_name = diversity_metric or _pick(runs, "diversity", DIVERSITY_PREFERENCE)
@@ -103,7 +105,7 @@ def diversity_quality_scatter(
     if x_name is None or y_name is None:
         return None, "No run reports both a diversity metric and a quality metric."
     points = [
-        (run["run_id"], x, y)
+        (run.run_id, x, y)
         for run in runs
         if (x := _run_mean(run, x_name)) is not None and (y := _run_mean(run, y_name)) is not None
     ]
@@ -117,9 +119,9 @@ def _doc_key(row: dict[str, Any]) -> str:
     return str(row.get("doc_id", row.get("doc_index")))
 
 
-def _examples(runs: Sequence[dict[str, Any]], samples: list[list[dict]], task: str, per_task: int, per_doc: int):
+def _examples(runs: Sequence[RunResult], samples: list[list[dict]], task: str, per_task: int, per_doc: int):
     """The first documents every run of the task scored, with each run's first samples."""
-    having = [(run, rows) for run, rows in zip(runs, samples) if task in run["tasks"]]
+    having = [(run, rows) for run, rows in zip(runs, samples) if task in run.tasks]
     by_run: list[dict[str, list[dict]]] = []
     for _, rows in having:
         docs: dict[str, list[dict]] = {}
@@ -134,19 +136,19 @@ def _examples(runs: Sequence[dict[str, Any]], samples: list[list[dict]], task: s
     for key in shared[:per_task]:
         first = by_run[0][key][0]
         columns = [
-            {"run": run["run_id"], "samples": sorted(docs[key], key=lambda r: r["sample_index"])[:per_doc]}
+            {"run": run.run_id, "samples": sorted(docs[key], key=lambda r: r["sample_index"])[:per_doc]}
             for (run, _), docs in zip(having, by_run)
         ]
         examples.append({"prompt": first["prompt"], "target": first.get("target"), "columns": columns})
     return examples
 
 
-def build_sections(runs: Sequence[dict[str, Any]], samples_per_task: int, samples_per_doc: int) -> list[TaskSection]:
+def build_sections(runs: Sequence[RunResult], samples_per_task: int, samples_per_doc: int) -> list[TaskSection]:
     comparison = {(r.task, r.metric): r.differences for r in compare_runs(runs)} if len(runs) > 1 else {}
-    samples = [load_samples(run) for run in runs]
+    samples = [run.samples() for run in runs]
     sections = []
-    for task in _ordered_union([list(run["tasks"]) for run in runs]):
-        metrics = _ordered_union([list(run["tasks"].get(task, {}).get("metrics", {})) for run in runs])
+    for task in _ordered_union([list(run.tasks) for run in runs]):
+        metrics = _ordered_union([list(run.tasks[task].metrics) if task in run.tasks else [] for run in runs])
         section = TaskSection(task)
         for metric in metrics:
             differences = comparison.get((task, metric)) or [None] * (len(runs) - 1)
@@ -159,7 +161,7 @@ def build_sections(runs: Sequence[dict[str, Any]], samples_per_task: int, sample
 
 
 def render_report(
-    runs: Sequence[dict[str, Any]],
+    runs: Sequence[RunResult],
     samples_per_task: int = 3,
     samples_per_doc: int = 2,
     diversity_metric: str | None = None,

@@ -17,10 +17,10 @@ class Series:
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # heavy: only when a report draws
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy, as above
 
     return plt
 
@@ -28,7 +28,7 @@ def _pyplot():
 def _svg(fig, salt: str) -> str:
     """The figure as an <svg> element. A per-figure hash salt keeps the clip-path ids of several
     figures in one page distinct (and the output deterministic)."""
-    import matplotlib
+    import matplotlib  # heavy, as above; imported already by the figure
 
     plt = _pyplot()
     buffer = io.StringIO()

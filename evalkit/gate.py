@@ -1,4 +1,4 @@
-"""`evalkit check`: gate a run against a baseline with per-metric tolerances.
+"""`evalkit check` (evalkit.check): gate a run against a baseline with per-metric tolerances.
 
 A metric regresses when it moved in its worse direction (Self-BLEU up, accuracy down) by more
 than its tolerance. Tolerances come from a small YAML policy file, flags, or both (flags set the
@@ -18,7 +18,7 @@ from evalkit.comparison import compare_runs
 from evalkit.errors import ConfigError, shown
 from evalkit.metrics.directions import direction, signed_gain
 from evalkit.registry import unknown_name
-from evalkit.results import metric_value
+from evalkit.results import RunResult
 from evalkit.yaml_files import load_yaml
 
 
@@ -132,6 +132,24 @@ def _names(data: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def make_policy(
+    policy_file: Path | None = None,
+    max_drop: float | None = None,
+    max_relative_drop: float | None = None,
+    metrics: tuple[str, ...] = (),
+    require_significance: bool = False,
+) -> CheckPolicy:
+    """The policy file's tolerances (if any) with the command line's on top: ``max_drop`` and
+    ``max_relative_drop`` set the default tolerance, ``metrics`` the only metrics gated."""
+    policy = load_policy(policy_file) if policy_file else CheckPolicy()
+    if max_drop is not None or max_relative_drop is not None:
+        policy.default = Tolerance(max_drop, max_relative_drop)
+    if metrics:
+        policy.only = tuple(metrics)
+    policy.require_significance = policy.require_significance or require_significance
+    return policy
+
+
 @dataclass(frozen=True)
 class Finding:
     task: str
@@ -142,22 +160,22 @@ class Finding:
     reason: str
 
 
-def _validate_names(policy: CheckPolicy, baseline: dict[str, Any]) -> None:
+def _validate_names(policy: CheckPolicy, baseline: RunResult) -> None:
     """A typo in a policy would silently switch a gate off: every name must exist in the baseline."""
-    tasks = baseline["tasks"]
-    metrics = {m for entry in tasks.values() for m in entry["metrics"]}
+    tasks = baseline.tasks
+    metrics = {m for entry in tasks.values() for m in entry.metrics}
     for task, per_task in policy.tasks.items():
         if task not in tasks:
             raise unknown_name("task in the policy (not in the baseline)", task, tasks)
         for metric in per_task:
-            if metric not in tasks[task]["metrics"]:
-                raise unknown_name(f"metric of task {task} in the policy", metric, tasks[task]["metrics"])
+            if metric not in tasks[task].metrics:
+                raise unknown_name(f"metric of task {task} in the policy", metric, tasks[task].metrics)
     for metric in (*policy.metrics, *policy.only, *policy.ignore):
         if metric not in metrics:
             raise unknown_name("metric in the policy (not in the baseline)", metric, metrics)
 
 
-def check_run(run: dict[str, Any], baseline: dict[str, Any], policy: CheckPolicy) -> list[Finding]:
+def check_run(run: RunResult, baseline: RunResult, policy: CheckPolicy) -> list[Finding]:
     """One finding per gated metric of the baseline."""
     _validate_names(policy, baseline)
     verdicts = {}
@@ -165,16 +183,16 @@ def check_run(run: dict[str, Any], baseline: dict[str, Any], policy: CheckPolicy
         for row in compare_runs([baseline, run], policy.confidence):
             verdicts[(row.task, row.metric)] = row.differences[0].verdict
     findings = []
-    for task, entry in baseline["tasks"].items():
-        for metric in entry["metrics"]:
+    for task, entry in baseline.tasks.items():
+        for metric in entry.metrics:
             if not policy.gates(metric):
                 continue
-            base = metric_value(entry, metric)
+            base = entry.value(metric)
             if base is None:
                 continue
-            value = metric_value(run["tasks"].get(task), metric)
+            value = run.value(task, metric)
             if value is None:
-                where = "the task" if task not in run["tasks"] else "a value"
+                where = "the task" if task not in run.tasks else "a value"
                 findings.append(Finding(task, metric, base, None, "missing", f"the run has no {where} for it"))
                 continue
             drop = -signed_gain(metric, value - base)
@@ -191,3 +209,20 @@ def check_run(run: dict[str, Any], baseline: dict[str, Any], policy: CheckPolicy
             reason = f"{worse} {drop:.4g}: {tolerance.describe()}"
             findings.append(Finding(task, metric, base, value, "regression", reason))
     return findings
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The findings of a run against its baseline; it passes when no gated metric regressed or went missing."""
+
+    run: RunResult
+    baseline: RunResult
+    findings: list[Finding]
+
+    @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.status != "ok"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
