@@ -137,8 +137,8 @@ def check(ctx: click.Context, run: Path, baseline: Path, as_json: bool, **opts: 
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="HTML file to write.")
 @click.option("--samples-per-task", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--samples-per-doc", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--diversity-metric", default=None, help="x axis of the scatter (default: ngram_diversity, ...).")
-@click.option("--quality-metric", default=None, help="y axis of the scatter (default: accuracy, pass@1, ...).")
+@click.option("--diversity-metric", default=None, help="x axis of diversity vs quality (default: ngram_diversity...).")
+@click.option("--quality-metric", default=None, help="y axis of diversity vs quality (default: accuracy, pass@1, ...).")
 def report(runs: tuple[Path, ...], output: Path, **opts: Any) -> None:
     """Write one self-contained HTML page with metric tables, curves and sample outputs."""
     if output.is_dir():

@@ -2,7 +2,7 @@
 
 Each value a metric reports is an :class:`Output`: which way is better (``higher``, ``lower`` or
 ``none``, a neutral value such as output length), whether it measures quality or diversity (the
-report's scatter puts it on that axis), and whether it is a curve over k (``pass@{k}``: one
+report's diversity-vs-quality plot puts it on that axis), and whether it is a curve over k (``pass@{k}``: one
 value per k, drawn as a test-time scaling curve). `compare`, `check` and `report` read these
 declarations (evalkit.metrics.directions); the runner checks every value a metric computes
 against them, so no metric reports a name that has no direction.
