@@ -63,6 +63,11 @@ class Output:
         """A curve's family (``pass`` for ``pass@{k}``); a plain output is its own family."""
         return self.name[: -len("@{k}")] if self.is_curve else self.name
 
+    @property
+    def shown(self) -> str:
+        """The name as users read it in a list: ``pass@{k}`` -> ``pass@k``, ``distinct_{n}`` -> ``distinct_n``."""
+        return re.sub(r"\{(\w+)\}", r"\1", self.name)
+
     def matches(self, value_name: str) -> bool:
         return self._regex.fullmatch(value_name) is not None
 
