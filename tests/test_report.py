@@ -84,6 +84,7 @@ def test_report_input_errors_are_one_line(cli, tmp_path):
         ((str(tmp_path / "missing"), "-o", str(tmp_path / "r.html")), "no results found"),
         ((str(run), "-o", str(tmp_path)), "is a folder"),
         ((str(run), str(run), "-o", str(tmp_path / "r.html")), "share a run id"),
+        ((str(run), "-o", str(tmp_path / "r.html"), "--quality-metric", "acuracy"), "no run reports it"),
     ]:
         result = cli("report", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr

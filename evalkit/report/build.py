@@ -278,6 +278,10 @@ def render_report(
         lstrip_blocks=True,
     )
     runs = list(runs)
+    reported = {m for run in runs for entry in run.tasks.values() for m in entry.metrics}
+    for option, name in (("--diversity-metric", diversity_metric), ("--quality-metric", quality_metric)):
+        if name is not None and name not in reported:
+            raise EvalkitError(f"{option} {name}: no run reports it (they report {', '.join(sorted(reported))})")
     sections = build_sections(runs, samples_per_task, samples_per_doc, diversity_metric, quality_metric)
     return env.get_template("page.html.j2").render(
         runs=runs,
