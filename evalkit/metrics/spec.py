@@ -98,6 +98,7 @@ class MetricSpec:
     compute: MetricFunction | None = None
     needs_answer: bool = False  # the task must name its answer field
     needs_judges: tuple[str, ...] = ()  # judges that must run first (their fields are in the document)
+    opt_in: bool = False  # added to a task's metrics by the user; no shipped task reports it
 
     def output(self, value_name: str) -> Output | None:
         return next((o for o in self.outputs if o.matches(value_name)), None)
@@ -121,12 +122,16 @@ def declare(spec: MetricSpec) -> MetricSpec:
 
 
 def metric(
-    name: str, *outputs: Output, needs_answer: bool = False, needs_judges: tuple[str, ...] = ()
+    name: str,
+    *outputs: Output,
+    needs_answer: bool = False,
+    needs_judges: tuple[str, ...] = (),
+    opt_in: bool = False,
 ) -> Callable[[MetricFunction], MetricSpec]:
     """Declare a per-document metric on its function: ``@metric("self_bleu", Output(...), ...)``."""
 
     def register(compute: MetricFunction) -> MetricSpec:
-        return declare(MetricSpec(name, outputs, compute, needs_answer, needs_judges))
+        return declare(MetricSpec(name, outputs, compute, needs_answer, needs_judges, opt_in))
 
     return register
 

@@ -150,7 +150,7 @@ def _mbpp_exec(completions: Sequence[str], doc: Doc, answer_field: str | None) -
     return _code_pass_at_k(completions, [mbpp_program(doc, c) for c in completions])
 
 
-@metric("code_hacks", lower("hack_flagged"))
+@metric("code_hacks", lower("hack_flagged"), opt_in=True)
 def _code_hacks(completions: Sequence[str], doc: Doc, answer_field: str | None) -> MetricResult:
     """Opt-in, for HumanEval and MBPP documents (add it to the task's metrics): the share of samples
     whose code holds a construct that games tests (evalkit.scoring.code_hacks), and each sample's."""
