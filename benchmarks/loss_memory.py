@@ -7,7 +7,7 @@ float32.
 
 Losses on logits [tokens, V]: CE as transformers computes it (shifted contiguous logits,
 F.cross_entropy; the ratio base), evalkit's torch losses (ce_loss, gem_loss with h = linear and
-logsigmoid, tofu_loss), seed 000's Listing 1 (both h; tests/reference_losses.py), and on a GPU
+logsigmoid, tofu_loss), the GEM paper's Listing 1 (both h; tests/reference_losses.py), and on a GPU
 the Triton kernels of every loss (evalkit.train.kernels).
 
 --fused-linear adds a second table: the loss from hidden states [tokens, H] (H = --hidden, 4096)

@@ -1,7 +1,7 @@
 """Reference implementations the loss tests (and benchmarks/loss_memory.py) compare against.
 
-`listing1_gem_loss` is seed 000's Listing 1 ("Pytorch Code of GEM"), transcribed as printed;
-`tofu_direct` is seed 003's Definition 3.4 written out with plain autograd; `focal_direct` and
+`listing1_gem_loss` is the GEM paper's Listing 1 ("Pytorch Code of GEM"), transcribed as printed;
+`tofu_direct` is the TOFU paper's Definition 3.4 written out with plain autograd; `focal_direct` and
 `ce_entropy_direct` are the focal and CE + entropy formulas of DESIGN.md section 3, likewise.
 """
 

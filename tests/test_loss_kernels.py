@@ -1,6 +1,6 @@
 """The Triton loss kernels and the fused LM head + loss against the reference losses.
 
-The oracles are tests/reference_losses.py (seed 000's Listing 1, seed 003's Definition 3.4 and
+The oracles are tests/reference_losses.py (the GEM paper's Listing 1, the TOFU paper's Definition 3.4 and
 the focal and CE + entropy formulas with plain autograd), evaluated in float64 on the same
 values. Relative error (norm of the difference over the norm of the reference) must be at most
 1e-5 in float32 and 2e-2 in bfloat16, for the value and the gradient.
