@@ -104,12 +104,16 @@ def _shown(key: str, value: Any) -> str:
 
 
 def _differences(part: str, base: dict[str, Any], other: dict[str, Any], other_id: str) -> tuple[list, list]:
+    """Fields that differ, and fields one side lacks (or, for ``how``, does not know: null)."""
     base_flat, other_flat = _flat(base), _flat(other)
     differ, unknown = [], []
     for key in sorted(set(base_flat) | set(other_flat)):
         if key not in base_flat or key not in other_flat:
             missing = "the baseline" if key not in base_flat else other_id
             unknown.append(f"{part}.{key} not recorded in {missing}")
+        elif part == "how" and None in (base_flat[key], other_flat[key]) and base_flat[key] != other_flat[key]:
+            missing = "the baseline" if base_flat[key] is None else other_id
+            unknown.append(f"{part}.{key} not known in {missing}")  # e.g. the dtype of a run served from the cache
         elif base_flat[key] != other_flat[key]:
             differ.append(f"{key} {_shown(key, base_flat[key])} vs {_shown(key, other_flat[key])}")
     return differ, unknown
