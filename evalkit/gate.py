@@ -123,10 +123,10 @@ def load_policy(path: Path) -> CheckPolicy:
         raise ConfigError(f"policy correction must be one of {', '.join(CORRECTIONS)}, got {shown(correction)}")
     policy = CheckPolicy(
         default=_tolerance(data.get("default", {}), "default"),
-        metrics={m: _tolerance(t, f"metrics.{m}") for m, t in _mapping(data, "metrics").items()},
+        metrics={m: _tolerance(t, f"metrics.{m}") for m, t in _mapping(data.get("metrics"), "metrics").items()},
         tasks={
             task: {m: _tolerance(t, f"tasks.{task}.{m}") for m, t in _mapping(per_task, f"tasks.{task}").items()}
-            for task, per_task in _mapping(data, "tasks").items()
+            for task, per_task in _mapping(data.get("tasks"), "tasks").items()
         },
         only=_names(data, "only"),
         ignore=_names(data, "ignore"),
@@ -137,8 +137,8 @@ def load_policy(path: Path) -> CheckPolicy:
     return policy
 
 
-def _mapping(data: Any, key: str) -> dict[str, Any]:
-    value = data.get(key, {}) if isinstance(data, dict) else data
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    """A policy section that maps names to settings (None: empty)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
