@@ -43,6 +43,13 @@ def _runs(tmp_path: Path, n_docs: int = 40, shift: float = 0.0, other_docs: int 
     return base, new
 
 
+def measured(tasks: dict) -> dict:
+    """Tasks of results.json without ``comparable.how``: what two runs that measured the same thing
+    differently (another backend, or weights never loaded because the cache served every sample)
+    have in common."""
+    return {name: {**entry, "comparable": entry["comparable"]["what"]} for name, entry in tasks.items()}
+
+
 def one_error_line(result) -> str:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
