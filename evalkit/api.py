@@ -16,6 +16,7 @@ from evalkit.comparison import Comparison, check_comparable, compare_runs
 from evalkit.config import BackendOptions, JudgeConfig, RunConfig
 from evalkit.errors import EvalkitError
 from evalkit.gate import CheckOutcome, check_run, make_policy
+from evalkit.loggers import available, log_run
 from evalkit.metrics.multiple import Correction, check_correction
 from evalkit.results import RunResult, load_results
 from evalkit.runner import run
@@ -121,11 +122,16 @@ def evaluate(
     suite: str | None = None,
     *,
     quiet: bool = False,
+    report_to: Sequence[str] = (),
     **options: Any,
 ) -> RunResult:
     """Run tasks on a model, as `evalkit run` does, and return the result (also written to
-    ``output_dir/<run_id>/``). ``options``: those of :func:`run_config`; ``quiet``: no progress bar."""
-    return run(run_config(model, tasks=tasks, suite=suite, **options), progress=not quiet)
+    ``output_dir/<run_id>/``). ``options``: those of :func:`run_config`; ``quiet``: no progress bar;
+    ``report_to``: also log the metrics to ``wandb`` or ``tensorboard`` (evalkit.loggers)."""
+    targets = available(report_to)
+    result = run(run_config(model, tasks=tasks, suite=suite, **options), progress=not quiet)
+    log_run(result, targets)
+    return result
 
 
 def _loaded(run_or_path: RunLike) -> RunResult:

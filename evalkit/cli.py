@@ -14,6 +14,7 @@ from evalkit import api
 from evalkit.diagnostics.distance import checkpoint_distance
 from evalkit.diagnostics.next_token import next_token_distribution, plot_next_tokens
 from evalkit.errors import EvalkitError
+from evalkit.loggers import TARGETS
 from evalkit.metrics.multiple import CORRECTIONS
 from evalkit.report import render_report, write_report
 from evalkit.results import json_safe
@@ -79,6 +80,9 @@ def cli() -> None:
 @click.option("--judge-api-key-env", default=None, help="NAME of the variable holding the judge server's key.")
 @click.option("--judge-rubric", multiple=True, help="Add this rubric judge (judges/NAME.yaml) to every task.")
 @click.option("--judge-max-tokens", type=click.IntRange(min=1), default=None, help="Cap on the judge's answers.")
+@click.option(
+    "--report-to", multiple=True, type=click.Choice(TARGETS), help="Also log to wandb or tensorboard (repeatable)."
+)
 def run(**opts: Any) -> None:
     """Generate samples for tasks and score them; writes OUTPUT_DIR/RUN_ID/results.json."""
     print_summary(api.evaluate(**opts))
@@ -156,8 +160,8 @@ def check(ctx: click.Context, run: Path, baseline: Path, as_json: bool, **opts: 
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="HTML file to write.")
 @click.option("--samples-per-task", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--samples-per-doc", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--diversity-metric", default=None, help="x axis of the scatter (default: ngram_diversity, ...).")
-@click.option("--quality-metric", default=None, help="y axis of the scatter (default: accuracy, pass@1, ...).")
+@click.option("--diversity-metric", default=None, help="x axis of diversity vs quality (default: ngram_diversity...).")
+@click.option("--quality-metric", default=None, help="y axis of diversity vs quality (default: accuracy, pass@1, ...).")
 def report(runs: tuple[Path, ...], output: Path, **opts: Any) -> None:
     """Write one self-contained HTML page with metric tables, curves and sample outputs."""
     if output.is_dir():
@@ -205,12 +209,16 @@ def report(runs: tuple[Path, ...], output: Path, **opts: Any) -> None:
 @click.option("--logging-steps", type=int, default=10, show_default=True)
 @click.option("--save-steps", type=int, default=0, help="Intermediate checkpoints every N steps (0: final only).")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--report-to", multiple=True, type=click.Choice(TARGETS), help="Also log to wandb or tensorboard (repeatable)."
+)
 def train(**opts: Any) -> None:
     """Fine-tune a model with CE, GEM, TOFU, focal or CE+entropy; the checkpoint loads with `evalkit run --model`."""
     info = api.train(**opts)
     click.echo(
         f"trained {info['steps']} steps on {info['examples']} examples with {opts['loss']} "
-        f"({info['loss_path']} path); loss on the first 32 examples {info['fixed_set_loss_before']:.4f} -> "
+        f"({info['loss_path']} path); loss on the first {info['fixed_set_examples']} examples "
+        f"{info['fixed_set_loss_before']:.4f} -> "
         f"{info['fixed_set_loss_after']:.4f}; checkpoint: {opts['output_dir']}"
     )
 

@@ -1,4 +1,5 @@
-"""A progress bar over samples (cached samples advance it too), on stderr."""
+"""A progress bar over samples (cached samples advance it too), on stderr; none when a run draws
+no samples (lm-eval and perplexity tasks only), rather than an empty ``samples 0/0``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 @contextmanager
 def progress_bar(total: int, enabled: bool = True, label: str = "samples") -> Iterator[Callable[[int], None]]:
-    if not enabled:
+    if not enabled or total <= 0:
         yield lambda _n: None
         return
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())

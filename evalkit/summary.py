@@ -1,10 +1,16 @@
-"""Terminal output: the run summary, the task list and run comparisons (rich tables)."""
+"""Terminal output: the run summary, the task list and run comparisons (rich tables).
+
+Task and metric names are never cut or wrapped: users type them. Their columns do not wrap, and
+when output is piped (CI, ``| less``: no terminal, so rich assumes 80 columns or $COLUMNS) a
+table is printed at its natural width, free-text columns wrapped at a fixed width.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from evalkit.comparability import TaskComparability
@@ -19,11 +25,35 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None or value != value else f"{value:.2f}"
 
 
+_NAMES = ("task", "metric", "suite")  # columns of names users type: never wrapped
+_TEXT = {"metrics": 40, "description": 60, "why": 60}  # free text: wrapped at this width
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(
+            column,
+            justify="right" if column in right else "left",
+            no_wrap=column in _NAMES,
+            max_width=_TEXT.get(column),
+        )
+    return table
+
+
+def _print(console: Console, table: Table) -> None:
+    """Print the table; without a terminal, on a console as wide as the table is at its natural width."""
+    if not console.is_terminal:
+        needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        if needed > console.width:
+            console = Console(width=needed, file=console.file)
+    console.print(table)
+
+
 def print_summary(result: RunResult) -> None:
     console = Console()
-    table = Table(title=f"{result.model} · {result.backend} · seed {result.seed}")
-    for column in ("task", "metric", "value", "± stderr", "docs", "samples"):
-        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    columns = ("task", "metric", "value", "± stderr", "docs", "samples")
+    table = _table(f"{result.model} · {result.backend} · seed {result.seed}", *columns, right=columns[2:])
     for task, entry in result.tasks.items():
         for i, (metric, value) in enumerate(entry.metrics.items()):
             first = i == 0
@@ -35,34 +65,31 @@ def print_summary(result: RunResult) -> None:
                 str(entry.n_docs) if first else "",
                 str(entry.n_samples) if first else "",
             )
-    console.print(table)
+    _print(console, table)
     where = result.path / RESULTS_FILE if result.path else "not written"
     console.print(
         f"cache: {result.cache['hits']} samples reused, {result.cache['generated']} generated · "
-        f"{result.timing['total_s']:.1f}s · results: {where}"
+        f"{result.timing['total_s']:.1f}s · results: {where}",
+        soft_wrap=True,  # a path is never broken across lines
     )
 
 
 def print_task_list(specs: list[TaskSpec], suites: dict[str, list[str]]) -> None:
     console = Console()
-    tasks = Table(title="tasks")
-    for column in ("task", "suites", "samples", "metrics", "description"):
-        tasks.add_column(column)
+    tasks = _table("tasks", "task", "suites", "samples", "metrics", "description")
     for spec in specs:
         tasks.add_row(
             spec.name,
             ", ".join(spec.suites),
             str(spec.samples_per_document),
-            ", ".join(spec.metrics),
+            ", ".join(spec.reported_metrics()) or "all that lm-eval reports",
             _first_sentence(spec),
         )
-    console.print(tasks)
-    table = Table(title="suites")
-    table.add_column("suite")
-    table.add_column("tasks")
+    _print(console, tasks)
+    table = _table("suites", "suite", "tasks")
     for suite, members in sorted(suites.items()):
         table.add_row(suite, ", ".join(members))
-    console.print(table)
+    _print(console, table)
 
 
 def _first_sentence(spec: TaskSpec) -> str:
@@ -77,9 +104,7 @@ def print_comparison(comparison: Comparison) -> None:
     console = Console()
     runs, rows, confidence = comparison.runs, comparison.rows, comparison.confidence
     title = f"comparison against the first run (Δ with paired-bootstrap {confidence:.0%} CI over paired documents)"
-    table = Table(title=title)
-    table.add_column("task")
-    table.add_column("metric")
+    table = _table(title, "task", "metric")
     for run in runs:
         table.add_column(f"{run.run_id}\n{run.model}", justify="right")
     for run in runs[1:]:
@@ -98,7 +123,7 @@ def print_comparison(comparison: Comparison) -> None:
             p = "" if diff.p_value is None else f" (p={diff.p_value:.2g})"
             cells += [_signed(diff.delta) + span, str(diff.paired), verdict + p]
         table.add_row(*cells)
-    console.print(table)
+    _print(console, table)
     sizes = ", ".join(str(m) for m in comparison.family_sizes)
     console.print(
         f"verdicts: {DESCRIPTIONS[comparison.correction]} at {1 - confidence:.0%}, over the metrics tested "
@@ -127,13 +152,14 @@ def _signed(value: float | None) -> str:
 def print_findings(outcome: CheckOutcome) -> None:
     console = Console()
     findings = outcome.findings
-    table = Table(title=f"check {outcome.run.run_id} against baseline {outcome.baseline.run_id}")
-    for column in ("task", "metric", "baseline", "run", "status", "why"):
-        table.add_column(column, justify="right" if column in ("baseline", "run") else "left")
+    columns = ("task", "metric", "baseline", "run", "status", "why")
+    table = _table(
+        f"check {outcome.run.run_id} against baseline {outcome.baseline.run_id}", *columns, right=columns[2:4]
+    )
     for f in findings:
         status = "[green]ok[/]" if f.status == "ok" else f"[red]{f.status}[/]"
         table.add_row(f.task, f.metric, _fmt(f.baseline), _fmt(f.value), status, f.reason)
-    console.print(table)
+    _print(console, table)
     if outcome.policy.require_significance:
         console.print(f"significance: {DESCRIPTIONS[outcome.policy.correction]} over the gated metrics")
     _print_comparability(console, outcome.comparability)

@@ -204,7 +204,7 @@ def test_the_judges_api_key_never_reaches_a_file(tmp_path, cli):
 
 
 @pytest.mark.parametrize("judge_says, expected", [("always_a", 50.0), ("prefers_sample", 100.0), ("bad_b", None)])
-def test_pairwise_judge_asks_both_orders(tmp_path, judge_says, expected):
+def test_pairwise_judge_asks_both_orders(tmp_path, capsys, judge_says, expected):
     """The pairwise rubric against the task's reference (smoke_arithmetic's answer field): a judge
     that always says A (pure position bias) gives 50; one that picks the sample in both orders,
     100; an unreadable answer in either order leaves the sample unread."""
@@ -227,5 +227,11 @@ def test_pairwise_judge_asks_both_orders(tmp_path, judge_says, expected):
     if expected is None:
         assert math.isnan(task["metrics"]["llm_win_rate"]) or task["metrics"]["llm_win_rate"] is None
         assert task["judgments"]["pairwise"] == {"judged": 6, "unparsed": 6, "statuses": {"missing": 6}}
+        # Not a silent n/a: one warning line with the count.
+        warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]
+        assert warnings == [
+            "evalkit: warning: judge pairwise (openai:scripted) could not read any of its 6 answers (missing 6); "
+            "its metric is n/a. Check the judge model and --judge-max-tokens"
+        ]
     else:
         assert task["metrics"]["llm_win_rate"] == expected and task["judgments"]["pairwise"]["unparsed"] == 0

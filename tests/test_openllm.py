@@ -277,3 +277,20 @@ def test_malformed_kind_task_files_fail_clearly(tmp_path, body, message):
     path.write_text(body)
     with pytest.raises(ConfigError, match=message):
         load_task_file(path)
+
+
+def test_lm_eval_bars_and_git_noise_do_not_leak(shared_data, tmp_path, monkeypatch, capfd):
+    """An lm-eval task run with the progress bar on, outside a git repository: no bar of lm-eval's,
+    transformers' or datasets', no ``fatal: not a git repository``, no empty ``samples 0/0`` bar."""
+    from evalkit.runner import run
+
+    monkeypatch.chdir(tmp_path)  # lm-eval runs `git describe` here
+    config = RunConfig(
+        model=None, tasks=("arc_challenge",), limit=2, seed=SEED, data_dir=shared_data,
+        output_dir=tmp_path / "runs", run_id="quiet", device="cpu", use_cache=False,
+    )  # fmt: skip
+    capfd.readouterr()
+    result = run(config, progress=True)
+    err = capfd.readouterr().err
+    assert set(result.tasks["arc_challenge"].metrics) == {"acc", "acc_norm"}
+    assert "fatal:" not in err and "it/s" not in err and "%|" not in err and "0/0" not in err, err[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -224,6 +225,9 @@ def test_check_and_report_on_real_runs_of_two_seeds(cli, tmp_path, first_run, sm
     assert made.returncode == 0, made.stderr
     html = page.read_text()
     assert "smoke_writing" in html and "smoke_arithmetic" in html and html.count('class="example"') == 6
+    # smoke_arithmetic: diversity vs quality and its bars; smoke_writing (diversity only): bars.
+    kinds = re.findall(r'<figure class="plot (\w+)">', html)
+    assert kinds == ["tradeoff", "bars", "bars"] and "answer extracted:" in html
     view = open_in_chromium(page, tmp_path)
-    assert view.console == [] and 'data-plots="1"' in view.dom and 'data-plots-rendered="1"' in view.dom
+    assert view.console == [] and 'data-plots="3"' in view.dom and 'data-plots-rendered="3"' in view.dom
     assert_not_blank(view.screenshot)

@@ -1,4 +1,4 @@
-"""How far a fine-tuned checkpoint moved from its base model (seed 001 Fig. 9).
+"""How far a fine-tuned checkpoint moved from its base model ("Preserving Diversity in SFT" Fig. 9).
 
 distance = sqrt(sum over parameters of ||theta - theta_base||^2), the L2 norm of the whole
 parameter difference, and relative = distance / ||theta_base||. Parameters are compared by name

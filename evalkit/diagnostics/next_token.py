@@ -1,4 +1,4 @@
-"""The next-token distribution of one or several models for a probe prompt (seed 000 Fig. 5).
+"""The next-token distribution of one or several models for a probe prompt ("Entropic Distribution Matching" Fig. 5).
 
 For each model: the probe is chat-formatted (unless ``chat=False``), one forward pass gives the
 distribution of the first response token, and the top tokens with their probabilities are

@@ -1,4 +1,4 @@
-"""Held-out perplexity and token entropy of a model on SFT responses (seed 001 6.1 and E.1).
+"""Held-out perplexity and token entropy of a model on SFT responses ("Preserving Diversity in SFT" 6.1 and E.1).
 
 The held-out set is chat-formatted exactly as evalkit trains (evalkit/train/sft_data.py): the
 prompt (chat template up to the assistant turn) is masked, and the response tokens and the end

@@ -105,7 +105,28 @@ class LLMJudge(Judge):
                 self._counts[row["status"]] += 1
                 rows.append(row)
             out.append({f"_judge_{self.kind}": rows})
+        self._report_unread()
         return out
+
+    def _report_unread(self) -> None:
+        """One line on stderr when answers were unreadable; a warning when none could be read."""
+        total = sum(self._counts.values())
+        unread = total - self._counts[OK]
+        if not unread:
+            return
+        why = ", ".join(f"{status} {count}" for status, count in sorted(self._counts.items()) if status != OK)
+        judge = f"judge {self.kind} ({self.setting})"
+        if unread == total:
+            print(
+                f"evalkit: warning: {judge} could not read any of its {total} answers ({why}); its metric is n/a. "
+                "Check the judge model and --judge-max-tokens",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"evalkit: {judge} could not read {unread} of {total} answers ({why}); they are left out",
+                file=sys.stderr,
+            )
 
     def summary(self) -> dict[str, Any]:
         total = sum(self._counts.values())

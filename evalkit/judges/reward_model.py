@@ -21,7 +21,7 @@ from evalkit.judges.base import JUDGES, Chat, Judge, cached_values, score_key
 from evalkit.judges.pool import ModelPool
 from evalkit.models import REWARD_MODEL, ResolvedModel, choose_device, load_tokenizer, load_weights, resolve_model
 
-# The reward models the seeds name (seed 001: AlpacaEval best-of-N; NoveltyBench's utility).
+# The reward models the papers name ("Preserving Diversity in SFT": AlpacaEval best-of-N; NoveltyBench's utility).
 FSFAIRX = "sfairXC/FsfairX-LLaMA3-RM-v0.1"
 SKYWORK_GEMMA = "Skywork/Skywork-Reward-Gemma-2-27B-v0.2"
 DEFAULT_MAX_LENGTH = 4096

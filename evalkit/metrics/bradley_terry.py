@@ -1,4 +1,4 @@
-"""Best-of-k win rate against a reference answer under the Bradley-Terry model (seed 001, E.1).
+"""Best-of-k win rate against a reference answer under the Bradley-Terry model ("Preserving Diversity in SFT", E.1).
 
 P(y beats y') = exp(r(x, y)) / (exp(r(x, y)) + exp(r(x, y'))) = sigmoid(r(x, y) - r(x, y')),
 with r a reward model and y' the reference answer. Best-of-k keeps the sample with the highest

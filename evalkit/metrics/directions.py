@@ -2,7 +2,7 @@
 
 `compare`, `check` and `report` ask here; the answers come from the metrics' declarations
 (evalkit/metrics/task_metrics.py): Self-BLEU and perplexity are better when lower, output length
-is neither better nor worse, and the report's diversity-vs-quality scatter puts each value on
+is neither better nor worse, and the report's diversity-vs-quality plots put each value on
 its axis. A name no declaration knows (a hand-written baseline's own metric, a user's lm-eval
 task) counts as a quality value where higher is better, and ``name@k`` as a curve over k.
 """

@@ -2,7 +2,7 @@
 
 Each value a metric reports is an :class:`Output`: which way is better (``higher``, ``lower`` or
 ``none``, a neutral value such as output length), whether it measures quality or diversity (the
-report's scatter puts it on that axis), and whether it is a curve over k (``pass@{k}``: one
+report's diversity-vs-quality plot puts it on that axis), and whether it is a curve over k (``pass@{k}``: one
 value per k, drawn as a test-time scaling curve). `compare`, `check` and `report` read these
 declarations (evalkit.metrics.directions); the runner checks every value a metric computes
 against them, so no metric reports a name that has no direction.
@@ -62,6 +62,11 @@ class Output:
     def family(self) -> str:
         """A curve's family (``pass`` for ``pass@{k}``); a plain output is its own family."""
         return self.name[: -len("@{k}")] if self.is_curve else self.name
+
+    @property
+    def shown(self) -> str:
+        """The name as users read it in a list: ``pass@{k}`` -> ``pass@k``, ``distinct_{n}`` -> ``distinct_n``."""
+        return re.sub(r"\{(\w+)\}", r"\1", self.name)
 
     def matches(self, value_name: str) -> bool:
         return self._regex.fullmatch(value_name) is not None

@@ -22,6 +22,7 @@ from evalkit.backends import Backend, LogLikelihoodBackend
 from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, DataError, DataUnavailable, ModelError
 from evalkit.openllm.local_data import READERS, mmlu_subjects
+from evalkit.openllm.quiet import quiet_lm_eval
 from evalkit.resources import hf_offline
 
 _OPTION_FIELDS = {"task", "num_fewshot", "local", "subjects", "metrics"}
@@ -208,7 +209,8 @@ def evaluate(plan_: LmEvalPlan, model: tuple[str, dict[str, Any]], limit: int | 
 
     name, args = model
     try:
-        lm = _load_lm(name, tuple(sorted(args.items())))
+        with quiet_lm_eval():  # transformers' bars while lm-eval loads the model
+            lm = _load_lm(name, tuple(sorted(args.items())))
     except ImportError as exc:  # lm-eval's vllm model without vLLM, or data parallel without Ray
         raise ModelError(
             f"lm-eval's {name} model cannot be loaded here: {_first_line(exc)} (vLLM: pip install 'evalkit[vllm]'; "
@@ -217,18 +219,19 @@ def evaluate(plan_: LmEvalPlan, model: tuple[str, dict[str, Any]], limit: int | 
     except (OSError, ValueError) as exc:
         raise ModelError(f"lm-eval cannot load model {args.get('pretrained')}: {_first_line(exc)}") from None
     try:
-        return lm_eval.simple_evaluate(
-            model=lm,
-            tasks=plan_.tasks,
-            num_fewshot=plan_.num_fewshot,
-            limit=limit,
-            log_samples=True,
-            task_manager=_task_manager(),
-            random_seed=seed,
-            numpy_random_seed=seed,
-            torch_random_seed=seed,
-            fewshot_random_seed=seed,
-        )
+        with quiet_lm_eval():  # its own bars and git lookup stay out of evalkit's output
+            return lm_eval.simple_evaluate(
+                model=lm,
+                tasks=plan_.tasks,
+                num_fewshot=plan_.num_fewshot,
+                limit=limit,
+                log_samples=True,
+                task_manager=_task_manager(),
+                random_seed=seed,
+                numpy_random_seed=seed,
+                torch_random_seed=seed,
+                fewshot_random_seed=seed,
+            )
     except ImportError as exc:  # lm-eval imports Ray only when its data-parallel engines start
         raise ModelError(f"lm-eval's {name} model cannot run here: {_first_line(exc)}") from None
     except Exception as exc:  # lm-eval reaching the hub: connection, auth, missing dataset

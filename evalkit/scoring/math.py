@@ -1,4 +1,4 @@
-"""Final answers of math solutions: extraction in the seeds' styles, equivalence with math-verify.
+"""Final answers of math solutions: extraction in the papers' styles, equivalence with math-verify.
 
 Extraction is written here because it is a matter of where a model puts its answer (the last
 ``\\boxed{}``, "The answer is: ...", GSM8K's ``#### N``), which math-verify does not know about.

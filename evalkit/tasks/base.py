@@ -26,6 +26,7 @@ from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, shown
 from evalkit.generation import CacheStats
 from evalkit.judges import ModelPool
+from evalkit.metrics import METRICS
 from evalkit.registry import Registry
 from evalkit.results import TaskResult
 
@@ -47,6 +48,11 @@ class TaskSpec:
     @property
     def samples_per_document(self) -> int:
         return 1
+
+    def reported_metrics(self) -> tuple[str, ...]:
+        """The names of the values it reports, as its metrics declare them (``pass@k``, ``accuracy``)."""
+        names = (output.shown for metric in self.metrics for output in METRICS.get(metric).outputs)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass

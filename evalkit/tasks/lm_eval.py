@@ -35,6 +35,11 @@ class LmEvalTaskSpec(TaskSpec):
 
     lm_eval: LmEvalOptions
 
+    def reported_metrics(self) -> tuple[str, ...]:
+        """lm-eval's names for what it reports, as the task file keeps them (``lm_eval.metrics``);
+        empty when the file keeps all that lm-eval reports."""
+        return self.lm_eval.metrics
+
 
 @register_kind
 class LmEvalKind(TaskKind):

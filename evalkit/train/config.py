@@ -12,7 +12,8 @@ from evalkit.registry import unknown_name
 
 LOSSES = ("ce", "gem", "tofu", "focal", "ce_entropy")
 LOSS_PATHS = ("auto", "fused-linear", "triton", "torch")  # see evalkit/train/loss_paths.py
-# Seed defaults: GEM beta 0.7 (seeds 000/001), TOFU beta 0.8 and gamma 3 (seed 003), focal gamma 2.
+# The papers' defaults: GEM beta 0.7 ("Entropic Distribution Matching", "Preserving Diversity in SFT"),
+# TOFU beta 0.8 and gamma 3 ("Diversity in LLMs under SFT"), focal gamma 2.
 _DEFAULT_BETA = {"gem": 0.7, "tofu": 0.8}
 _DEFAULT_GAMMA = {"tofu": 3.0, "focal": 2.0}
 
@@ -51,6 +52,7 @@ class TrainConfig:
     logging_steps: int = 10
     save_steps: int = 0  # 0: only the final checkpoint
     seed: int = 42
+    report_to: tuple[str, ...] = ()  # wandb, tensorboard (evalkit.loggers)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -84,4 +86,5 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["output_dir"] = str(self.output_dir)
         d["deepspeed"] = str(self.deepspeed) if self.deepspeed else None
+        d["report_to"] = list(self.report_to)
         return d

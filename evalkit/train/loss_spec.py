@@ -11,10 +11,12 @@ Five row losses cover the five `--loss` choices (z: a row's logits, y: its label
 log_softmax(z), p = softmax(z), q = softmax(z / beta)):
 
 * tempered_ce: beta * CE(z / beta); gradient q - e_y. CE is beta = 1; GEM with h = linear is
-  this at its beta (the gradient twin of seed 000's Listing 1, seed 003 Theorem 3.1).
+  this at its beta (the gradient twin of Listing 1 of "Entropic Distribution Matching"; "Diversity in
+  LLMs under SFT" Theorem 3.1).
 * gem_logsigmoid: sum_v q_v w_v (z_v - z_y), w = sigmoid(0.01 (z - z_y)) detached; gradient
   q * w - (sum_v q_v w_v) e_y.
-* tofu: -g(p_y, gamma) beta log q_y with g detached (seed 003 Definition 3.4); gradient g (q - e_y).
+* tofu: -g(p_y, gamma) beta log q_y with g detached ("Diversity in LLMs under SFT" Definition 3.4);
+  gradient g (q - e_y).
 * focal: -(1 - p_y)^gamma lp_y, differentiated through the weight; gradient d (e_y - p) with
   d = gamma p_y (1 - p_y)^(gamma - 1) lp_y - (1 - p_y)^gamma.
 * ce_entropy: CE - lambda H(p); gradient p - e_y + lambda p (lp + H).

@@ -16,7 +16,7 @@ Gradients (z: a position's logits, y: its label, lp = log_softmax(z), q = softma
 
 * GEM, weights w detached (1 for h="linear", sigmoid(0.01 (z_v - z_y)) for h="logsigmoid"):
   loss = -sum_v q_v w_v (lp_y - lp_v), so d loss / dz = q * w - (sum_v q_v w_v) e_y.
-  For h="linear" this is q - e_y, the gradient of beta * CE(z / beta, y) (seed 003 Thm 3.1). The
+  For h="linear" this is q - e_y, the gradient of beta * CE(z / beta, y) ("Diversity in LLMs under SFT" Thm 3.1). The
   linear loss is therefore computed and reported as beta * CE(z / beta), at CE's cost.
 * TOFU: loss = -g(p_y) * beta * log softmax(z / beta)_y with g detached, so d loss / dz = g (q - e_y).
 """
@@ -124,7 +124,7 @@ def _tofu(beta: float, gamma: float) -> ChunkFn:
 
 
 def tofu_weight(p: torch.Tensor, gamma: float) -> torch.Tensor:
-    """g(p, gamma) = (1-p)^gamma - gamma p (1-p)^(gamma-1) log p (seed 003 Def. 3.4)."""
+    """g(p, gamma) = (1-p)^gamma - gamma p (1-p)^(gamma-1) log p ("Diversity in LLMs under SFT" Def. 3.4)."""
     p = p.clamp(1e-12, 1.0)
     second = gamma * p * (1 - p) ** (gamma - 1) * torch.log(p)
     # The second term tends to 0 as p -> 1; at p = 1 with gamma < 1 it would read inf * 0.
@@ -143,7 +143,8 @@ def gem_loss(
     h: Literal["linear", "logsigmoid"] = "linear",
     ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
-    """GEM (seed 000 Listing 1). h="linear" is returned as beta * CE(z / beta), its gradient twin."""
+    """GEM ("Entropic Distribution Matching" Listing 1). h="linear" is returned as beta * CE(z / beta),
+    its gradient twin."""
     if not 0 < beta:
         raise ValueError(f"beta must be > 0, got {beta}")
     if h == "linear":
@@ -156,7 +157,7 @@ def gem_loss(
 def tofu_loss(
     logits: torch.Tensor, labels: torch.Tensor, beta: float = 0.8, gamma: float = 3.0, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
-    """TOFU (seed 003 Def. 3.4): -g(p_y, gamma) * beta * log softmax(z / beta)_y, g detached."""
+    """TOFU ("Diversity in LLMs under SFT" Def. 3.4): -g(p_y, gamma) * beta * log softmax(z / beta)_y, g detached."""
     if not 0 < beta or gamma < 0:
         raise ValueError(f"need beta > 0 and gamma >= 0, got beta={beta}, gamma={gamma}")
     return _chunked(logits, labels, ignore_index, _tofu(beta, gamma))
@@ -179,7 +180,8 @@ def focal_loss(
 def ce_entropy_loss(
     logits: torch.Tensor, labels: torch.Tensor, lam: float = 0.1, ignore_index: int = IGNORE_INDEX
 ) -> torch.Tensor:
-    """CE - lambda * H(softmax(z)): cross-entropy with an entropy bonus (seed 000's CE + Entropy)."""
+    """CE - lambda * H(softmax(z)): cross-entropy with an entropy bonus (the "CE + Entropy" of "Entropic
+    Distribution Matching")."""
     z, y = _shifted_valid(logits, labels, ignore_index)
     log_p = torch.log_softmax(z.float(), dim=-1)
     entropy = -(log_p.exp() * log_p).sum(-1)

@@ -9,20 +9,43 @@ transformers checkpoint (LoRA merged) that `evalkit run --model` loads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import ConfigError, EvalkitError
+from evalkit.loggers import available, trainer_callbacks
 from evalkit.models import from_pretrained, load_tokenizer, resolve_model
 from evalkit.train.config import TrainConfig
 from evalkit.train.sft_data import collate
 
 LOG_FILE = "train_log.jsonl"
 INFO_FILE = "evalkit_train.json"
+FIXED_SET = 32  # training examples whose loss is measured before and after training
+
+
+def _checkpointing_argument() -> str:
+    """TrainingArguments' name for gradient checkpointing: ``activation_checkpointing`` where
+    transformers has it (the old name warns with a FutureWarning), else ``gradient_checkpointing``."""
+    from transformers import TrainingArguments  # heavy: training only
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _usual_permissions(folder: Path) -> None:
+    """Files of the checkpoint readable as the umask allows (safetensors writes through a private
+    temporary file, so model.safetensors would otherwise be left at mode 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.iterdir():
+        if path.is_file() and path.stat().st_mode & 0o077 == 0:  # private: written through a temporary file
+            path.chmod(0o666 & ~umask)
 
 
 def _load_model(config: TrainConfig, use_cuda: bool):
@@ -155,6 +178,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     from evalkit.train.loss_paths import choose_loss_path
 
+    report_to = available(config.report_to)  # a missing package: one warning line, before any work
     use_cuda = torch.cuda.is_available()
     bf16 = config.bf16 if config.bf16 is not None else use_cuda and torch.cuda.is_bf16_supported()
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else use_cuda
@@ -175,7 +199,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         weight_decay=config.weight_decay,
         neftune_noise_alpha=config.neftune_alpha,
         bf16=bf16,
-        gradient_checkpointing=checkpointing,
+        **{_checkpointing_argument(): checkpointing},
         deepspeed=str(config.deepspeed) if config.deepspeed else None,
         logging_steps=config.logging_steps,
         save_strategy="steps" if config.save_steps > 0 else "no",
@@ -192,10 +216,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
         train_dataset=examples,
         data_collator=partial(collate, pad_id=tokenizer.pad_token_id),
         choose_path=lambda placed: choose_loss_path(config, placed, args.device, examples[0].input_ids),
-        callbacks=[_log_callback(config.output_dir / LOG_FILE)],
+        callbacks=[_log_callback(config.output_dir / LOG_FILE), *trainer_callbacks(report_to, config.output_dir)],
     )
     loss_fn = trainer.loss_path.logits_loss
-    probe = examples[:32]
+    probe = examples[:FIXED_SET]
     before = fixed_set_loss(trainer.model, probe, loss_fn, tokenizer.pad_token_id, config.batch_size)
     result = trainer.train()
     after = fixed_set_loss(trainer.model, probe, loss_fn, tokenizer.pad_token_id, config.batch_size)
@@ -205,6 +229,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         final.save_pretrained(config.output_dir, safe_serialization=True)
         tokenizer.save_pretrained(config.output_dir)
+        _usual_permissions(config.output_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]
     info = {
         "base_model": name,
@@ -213,7 +238,8 @@ def train(config: TrainConfig) -> dict[str, Any]:
         "dropped_examples": dropped,
         "steps": trainer.state.global_step,
         "train_loss": result.training_loss,
-        "fixed_set_loss_before": before,  # on the first 32 training examples
+        "fixed_set_examples": len(probe),  # the losses before and after are on the first N examples
+        "fixed_set_loss_before": before,
         "fixed_set_loss_after": after,
         "first_logged_loss": history[0]["loss"] if history else None,
         "last_logged_loss": history[-1]["loss"] if history else None,
