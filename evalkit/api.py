@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.comparison import Comparison, compare_runs
+from evalkit.comparison import Comparison, check_comparable, compare_runs
 from evalkit.config import BackendOptions, JudgeConfig, RunConfig
 from evalkit.errors import EvalkitError
 from evalkit.gate import CheckOutcome, check_run, make_policy
 from evalkit.loggers import available, log_run
+from evalkit.metrics.multiple import Correction, check_correction
 from evalkit.results import RunResult, load_results
 from evalkit.runner import run
 from evalkit.train.trainer import fine_tune as train
@@ -138,12 +139,27 @@ def _loaded(run_or_path: RunLike) -> RunResult:
 
 
 def compare(
-    run_a: RunLike, run_b: RunLike, *more: RunLike, confidence: float = 0.95, bootstrap_seed: int = 0
+    run_a: RunLike,
+    run_b: RunLike,
+    *more: RunLike,
+    confidence: float = 0.95,
+    bootstrap_seed: int = 0,
+    correction: Correction = "holm",
+    allow_mismatch: bool = False,
 ) -> Comparison:
-    """Every task and metric the runs share, against the first: values, deltas, paired-bootstrap
-    confidence intervals over documents, and verdicts (better, worse, no significant difference)."""
+    """Every task and metric the runs share, against the first: values, deltas and
+    paired-bootstrap confidence intervals over the documents both runs scored, and verdicts
+    (better, worse, no significant difference) corrected over the metrics compared
+    (``correction``: holm, bh or none). Runs that measured different things on a task (other
+    documents, sampling or prompt) raise ComparisonMismatch unless ``allow_mismatch``; runs with
+    no task in common raise EvalkitError."""
+    check_correction(correction)
+    if not 0.5 <= confidence < 1:
+        raise EvalkitError(f"confidence must be in [0.5, 1), got {confidence}")
     runs = [_loaded(r) for r in (run_a, run_b, *more)]
-    return Comparison(runs, compare_runs(runs, confidence, bootstrap_seed), confidence)
+    comparable = check_comparable(runs, allow_mismatch)
+    rows = compare_runs(runs, confidence, bootstrap_seed, correction)
+    return Comparison(runs, rows, confidence, correction, comparable)
 
 
 def check(
@@ -155,13 +171,18 @@ def check(
     max_relative_drop: float | None = None,
     metric: Sequence[str] = (),
     require_significance: bool = False,
+    correction: Correction | None = None,
+    allow_mismatch: bool = False,
 ) -> CheckOutcome:
     """Gate a run against a baseline, as `evalkit check` does: ``outcome.passed`` is False when a
-    gated metric moved in its worse direction beyond its tolerance, or went missing."""
+    gated metric moved in its worse direction beyond its tolerance, or went missing. Runs that
+    measured different things, or share no task, raise EvalkitError as in :func:`compare`;
+    ``correction`` (default: the policy's, else holm) applies with ``require_significance``."""
     policy_file = Path(policy) if policy else None
-    rules = make_policy(policy_file, max_drop, max_relative_drop, tuple(metric), require_significance)
+    rules = make_policy(policy_file, max_drop, max_relative_drop, tuple(metric), require_significance, correction)
     current, base = _loaded(run_result), _loaded(baseline)
-    return CheckOutcome(current, base, check_run(current, base, rules))
+    comparable = check_comparable([base, current], allow_mismatch)
+    return CheckOutcome(current, base, check_run(current, base, rules), comparable, rules)
 
 
 def report_runs(runs: Sequence[RunLike]) -> list[RunResult]:

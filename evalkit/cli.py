@@ -15,6 +15,7 @@ from evalkit.diagnostics.distance import checkpoint_distance
 from evalkit.diagnostics.next_token import next_token_distribution, plot_next_tokens
 from evalkit.errors import EvalkitError
 from evalkit.loggers import TARGETS
+from evalkit.metrics.multiple import CORRECTIONS
 from evalkit.report import render_report, write_report
 from evalkit.results import json_safe
 from evalkit.serve import ServeConfig
@@ -102,11 +103,22 @@ def list_tasks(task_dirs: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 @click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True)
 @click.option("--bootstrap-seed", type=int, default=0, show_default=True)
-def compare(runs: tuple[Path, ...], as_json: bool, confidence: float, bootstrap_seed: int) -> None:
-    """Compare runs against the first: values, deltas, paired-bootstrap CIs and verdicts."""
+@click.option(
+    "--correction",
+    type=click.Choice(CORRECTIONS),
+    default="holm",
+    show_default=True,
+    help="Correction of the verdicts for the number of metrics compared.",
+)
+@click.option(
+    "--allow-mismatch", is_flag=True, help="Compare runs that measured different things (shown in the table)."
+)
+def compare(runs: tuple[Path, ...], as_json: bool, **opts: Any) -> None:
+    """Compare runs against the first: values, deltas and paired-bootstrap CIs over the documents
+    both scored, and verdicts corrected for the number of metrics compared."""
     if len(runs) < 2:
         raise EvalkitError("compare needs at least two runs")
-    comparison = api.compare(*runs, confidence=confidence, bootstrap_seed=bootstrap_seed)
+    comparison = api.compare(*runs, **opts)
     if as_json:
         click.echo(json.dumps(json_safe(comparison.to_json()), indent=2))
     else:
@@ -123,6 +135,13 @@ def compare(runs: tuple[Path, ...], as_json: bool, confidence: float, bootstrap_
 )
 @click.option("--metric", multiple=True, help="Gate only this metric (repeatable).")
 @click.option("--require-significance", is_flag=True, help="A drop must also be significant (paired bootstrap).")
+@click.option(
+    "--correction",
+    type=click.Choice(CORRECTIONS),
+    default=None,
+    help="With --require-significance: correction over the gated metrics (default: the policy's, else holm).",
+)
+@click.option("--allow-mismatch", is_flag=True, help="Gate against a baseline that measured different things.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.pass_context
 def check(ctx: click.Context, run: Path, baseline: Path, as_json: bool, **opts: Any) -> None:

@@ -3,20 +3,24 @@
 A metric regresses when it moved in its worse direction (Self-BLEU up, accuracy down) by more
 than its tolerance. Tolerances come from a small YAML policy file, flags, or both (flags set the
 default). With ``require_significance`` a drop must also be significant under the paired
-bootstrap over documents, so that sampling noise on a small task does not fail CI.
+bootstrap over documents, so that sampling noise on a small task does not fail CI; the verdicts
+are corrected for the number of gated metrics (Holm by default, evalkit.metrics.multiple).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from evalkit.comparability import TaskComparability
 from evalkit.comparison import compare_runs
 from evalkit.errors import ConfigError, shown
 from evalkit.metrics.directions import direction, signed_gain
+from evalkit.metrics.multiple import CORRECTIONS, Correction, check_correction
 from evalkit.registry import unknown_name
 from evalkit.results import RunResult
 from evalkit.yaml_files import load_yaml
@@ -28,6 +32,12 @@ class Tolerance:
 
     max_drop: float | None = None  # in the metric's own units (points for 0-100 metrics)
     max_relative_drop: float | None = None  # a fraction of the baseline value, e.g. 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("max_drop", "max_relative_drop"):
+            value = getattr(self, name)
+            if value is not None and not _tolerance_number(value):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {shown(value)}")
 
     def exceeded_by(self, drop: float, baseline: float) -> bool:
         if drop <= 0:
@@ -61,6 +71,7 @@ class CheckPolicy:
     ignore: tuple[str, ...] = ()
     require_significance: bool = False
     confidence: float = 0.95
+    correction: Correction = "holm"  # over the gated metrics, for require_significance
 
     def tolerance(self, task: str, metric: str) -> Tolerance:
         return self.tasks.get(task, {}).get(metric) or self.metrics.get(metric) or self.default
@@ -71,6 +82,10 @@ class CheckPolicy:
         return not self.only or metric in self.only
 
 
+def _tolerance_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 def _tolerance(value: Any, where: str) -> Tolerance:
     if not isinstance(value, dict):
         raise ConfigError(f"policy {where}: expected a mapping like {{max_drop: 1.0}}, got {shown(value)}")
@@ -79,8 +94,8 @@ def _tolerance(value: Any, where: str) -> Tolerance:
         if key not in known:
             raise unknown_name(f"policy key in {where}", str(key), known)
     for key, number in value.items():
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or not number >= 0:
-            raise ConfigError(f"policy {where}.{key} must be a number >= 0, got {shown(number)}")
+        if not _tolerance_number(number):
+            raise ConfigError(f"policy {where}.{key} must be a finite number >= 0, got {shown(number)}")
     return Tolerance(**{k: float(v) for k, v in value.items()})
 
 
@@ -93,33 +108,44 @@ def load_policy(path: Path) -> CheckPolicy:
         raise ConfigError(f"cannot read policy {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"policy {path} must be a mapping")
-    known = {"default", "metrics", "tasks", "only", "ignore", "require_significance", "confidence"}
+    known = {"default", "metrics", "tasks", "only", "ignore", "require_significance", "confidence", "correction"}
     for key in data:
         if key not in known:
             raise unknown_name(f"key in policy {path}", str(key), known)
+    significance = data.get("require_significance", False)
+    if not isinstance(significance, bool):
+        raise ConfigError(f"policy require_significance must be true or false, got {shown(significance)}")
+    confidence = data.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+        raise ConfigError(f"policy confidence must be a number in [0.5, 1), got {shown(confidence)}")
+    correction = data.get("correction", "holm")
+    if correction not in CORRECTIONS:
+        raise ConfigError(f"policy correction must be one of {', '.join(CORRECTIONS)}, got {shown(correction)}")
     policy = CheckPolicy(
         default=_tolerance(data.get("default", {}), "default"),
-        metrics={m: _tolerance(t, f"metrics.{m}") for m, t in _mapping(data, "metrics").items()},
+        metrics={m: _tolerance(t, f"metrics.{m}") for m, t in _mapping(data.get("metrics"), "metrics").items()},
         tasks={
             task: {m: _tolerance(t, f"tasks.{task}.{m}") for m, t in _mapping(per_task, f"tasks.{task}").items()}
-            for task, per_task in _mapping(data, "tasks").items()
+            for task, per_task in _mapping(data.get("tasks"), "tasks").items()
         },
         only=_names(data, "only"),
         ignore=_names(data, "ignore"),
-        require_significance=bool(data.get("require_significance", False)),
-        confidence=float(data.get("confidence", 0.95)),
+        require_significance=significance,
+        confidence=float(confidence),
+        correction=correction,
     )
-    if not 0.5 <= policy.confidence < 1:
-        raise ConfigError(f"policy confidence must be in [0.5, 1), got {policy.confidence}")
     return policy
 
 
-def _mapping(data: Any, key: str) -> dict[str, Any]:
-    value = data.get(key, {}) if isinstance(data, dict) else data
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    """A policy section that maps names to settings (None: empty)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ConfigError(f"policy {key} must be a mapping, got {shown(value)}")
+    for name in value:
+        if not isinstance(name, str):
+            raise ConfigError(f"policy {key}: names must be strings, got {shown(name)}")
     return value
 
 
@@ -138,10 +164,17 @@ def make_policy(
     max_relative_drop: float | None = None,
     metrics: tuple[str, ...] = (),
     require_significance: bool = False,
+    correction: Correction | None = None,
 ) -> CheckPolicy:
     """The policy file's tolerances (if any) with the command line's on top: ``max_drop`` and
-    ``max_relative_drop`` set the default tolerance, ``metrics`` the only metrics gated."""
+    ``max_relative_drop`` set the default tolerance, ``metrics`` the only metrics gated,
+    ``correction`` (when given) the policy's correction."""
+    for flag, value in (("--max-drop", max_drop), ("--max-relative-drop", max_relative_drop)):
+        if value is not None and not _tolerance_number(value):
+            raise ConfigError(f"{flag} must be a finite number >= 0, got {shown(value)}")
     policy = load_policy(policy_file) if policy_file else CheckPolicy()
+    if correction is not None:
+        policy.correction = check_correction(correction)
     if max_drop is not None or max_relative_drop is not None:
         policy.default = Tolerance(max_drop, max_relative_drop)
     if metrics:
@@ -158,6 +191,9 @@ class Finding:
     value: float | None
     status: str  # ok, regression, missing
     reason: str
+    # With require_significance: the comparison's verdict and its p-value, corrected over the gated
+    # metrics ({"verdict", "p_value", "correction"}); None otherwise.
+    significance: dict[str, Any] | None = None
 
 
 def _validate_names(policy: CheckPolicy, baseline: RunResult) -> None:
@@ -178,10 +214,15 @@ def _validate_names(policy: CheckPolicy, baseline: RunResult) -> None:
 def check_run(run: RunResult, baseline: RunResult, policy: CheckPolicy) -> list[Finding]:
     """One finding per gated metric of the baseline."""
     _validate_names(policy, baseline)
-    verdicts = {}
+    verdicts: dict[tuple[str, str], dict[str, Any]] = {}
     if policy.require_significance:
-        for row in compare_runs([baseline, run], policy.confidence):
-            verdicts[(row.task, row.metric)] = row.differences[0].verdict
+        for row in compare_runs([baseline, run], policy.confidence, correction=policy.correction, tested=policy.gates):
+            diff = row.differences[0]
+            verdicts[(row.task, row.metric)] = {
+                "verdict": diff.verdict,
+                "p_value": diff.p_value,
+                "correction": policy.correction,
+            }
     findings = []
     for task, entry in baseline.tasks.items():
         for metric in entry.metrics:
@@ -198,16 +239,17 @@ def check_run(run: RunResult, baseline: RunResult, policy: CheckPolicy) -> list[
             drop = -signed_gain(metric, value - base)
             tolerance = policy.tolerance(task, metric)
             worse = "up" if direction(metric) == "lower" else "down"
+            significance = verdicts.get((task, metric)) if policy.require_significance else None
             if not tolerance.exceeded_by(drop, base):
-                findings.append(Finding(task, metric, base, value, "ok", tolerance.within(drop)))
+                findings.append(Finding(task, metric, base, value, "ok", tolerance.within(drop), significance))
                 continue
-            verdict = verdicts.get((task, metric))
+            verdict = None if significance is None else significance["verdict"]
             if policy.require_significance and verdict not in ("worse", "n/a", None):
-                reason = f"{worse} {drop:.4g}, not significant"
-                findings.append(Finding(task, metric, base, value, "ok", reason))
+                reason = f"{worse} {drop:.4g}, not significant ({policy.correction})"
+                findings.append(Finding(task, metric, base, value, "ok", reason, significance))
                 continue
             reason = f"{worse} {drop:.4g}: {tolerance.describe()}"
-            findings.append(Finding(task, metric, base, value, "regression", reason))
+            findings.append(Finding(task, metric, base, value, "regression", reason, significance))
     return findings
 
 
@@ -218,6 +260,8 @@ class CheckOutcome:
     run: RunResult
     baseline: RunResult
     findings: list[Finding]
+    comparability: list[TaskComparability] = field(default_factory=list)
+    policy: CheckPolicy = field(default_factory=CheckPolicy)
 
     @property
     def failures(self) -> list[Finding]:

@@ -25,7 +25,7 @@ import yaml
 
 from evalkit import __version__
 from evalkit.data import read_records
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, shown
 from evalkit.yaml_files import load_yaml
 
 SCHEMA_VERSION = 1
@@ -48,6 +48,9 @@ class TaskResult:
     judges: dict[str, str] = field(default_factory=dict)  # judge -> the model or method it used
     judgments: dict[str, Any] = field(default_factory=dict)  # judge -> what it could and could not read
     details: dict[str, Any] = field(default_factory=dict)  # what the task's kind records besides
+    # What makes the task comparable with another run's (evalkit.comparability): {"what": ..., "how": ...};
+    # None in files written before it was recorded.
+    comparable: dict[str, Any] | None = None
 
     def value(self, metric: str) -> float | None:
         """The metric as a float; None when it is missing or not a number (null, NaN)."""
@@ -63,6 +66,7 @@ class TaskResult:
             "prompt_style": self.prompt_style,
             "judges": self.judges,
             "judgments": self.judgments,
+            "comparable": self.comparable,
         }
         out.update((key, value) for key, value in optional.items() if value not in (None, {}))
         return {**out, **self.details}
@@ -73,7 +77,18 @@ class TaskResult:
             raise EvalkitError(f"{where} has no 'metrics' mapping")
         for name, value in raw["metrics"].items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise EvalkitError(f"{where}: metric {name!r} is {value!r}, not a number")
+                raise EvalkitError(f"{where}: metric {shown(name)} is {shown(value)}, not a number")
+        for key in ("stderr", "sampling", "judges", "judgments"):
+            if raw.get(key) is not None and not isinstance(raw[key], dict):
+                raise EvalkitError(f"{where}: {key!r} must be a mapping, got {shown(raw[key])}")
+        for key in ("n_docs", "n_samples"):
+            if raw.get(key) is not None and (isinstance(raw[key], bool) or not isinstance(raw[key], int)):
+                raise EvalkitError(f"{where}: {key!r} must be an integer, got {shown(raw[key])}")
+        comparable = raw.get("comparable")
+        if comparable is not None and not (
+            isinstance(comparable, dict) and all(isinstance(comparable.get(k), dict) for k in ("what", "how"))
+        ):
+            raise EvalkitError(f"{where}: 'comparable' must be a mapping with 'what' and 'how' mappings")
         known = {"metrics", "stderr", "n_docs", "n_samples", "sampling", "prompt_style", "judges", "judgments"}
         return cls(
             metrics=dict(raw["metrics"]),
@@ -84,7 +99,8 @@ class TaskResult:
             prompt_style=raw.get("prompt_style"),
             judges=dict(raw.get("judges") or {}),
             judgments=dict(raw.get("judgments") or {}),
-            details={k: v for k, v in raw.items() if k not in known},
+            details={k: v for k, v in raw.items() if k not in known | {"comparable"}},
+            comparable=comparable,
         )
 
 
@@ -119,12 +135,24 @@ class RunResult:
         return sum(t.n_samples or 0 for t in self.tasks.values())
 
     def documents(self) -> list[dict[str, Any]]:
-        """Per-document metric values (documents.jsonl); none for a hand-written baseline."""
-        return _rows(self.path, DOCUMENTS_FILE)
+        """Per-document metric values (documents.jsonl); none for a hand-written baseline. A
+        malformed row is one clear error naming the file and row."""
+        rows = _rows(self.path, DOCUMENTS_FILE)
+        for number, row in enumerate(rows, 1):
+            _check_document_row(row, f"{self.path / DOCUMENTS_FILE if self.path else DOCUMENTS_FILE} row {number}")
+        return rows
 
     def samples(self) -> list[dict[str, Any]]:
         """Per-sample prompts, completions and scores (samples.jsonl); none for a hand-written baseline."""
-        return _rows(self.path, SAMPLES_FILE)
+        rows = _rows(self.path, SAMPLES_FILE)
+        for number, row in enumerate(rows, 1):
+            where = f"{self.path / SAMPLES_FILE if self.path else SAMPLES_FILE} row {number}"
+            if not isinstance(row, dict) or not isinstance(row.get("task"), str):
+                raise EvalkitError(f"{where}: not a sample row (needs 'task')")
+            for key, kind in (("sample_index", int), ("prompt", str), ("completion", str)):
+                if key in row and (not isinstance(row[key], kind) or isinstance(row[key], bool)):
+                    raise EvalkitError(f"{where}: {key!r} must be {kind.__name__}, got {shown(row[key])}")
+        return rows
 
     def to_json(self) -> dict[str, Any]:
         """The results.json content."""
@@ -157,7 +185,10 @@ class RunResult:
                 f"{file} has results schema {version!r}, newer than this evalkit reads ({SCHEMA_VERSION}): "
                 "upgrade evalkit"
             )
-        tasks = {str(t): TaskResult.from_json(e, f"{file}: task {t!r}") for t, e in data["tasks"].items()}
+        tasks = {str(t): TaskResult.from_json(e, f"{file}: task {shown(t)}") for t, e in data["tasks"].items()}
+        for key in ("config", "versions", "cache", "timing", "skipped"):
+            if data.get(key) is not None and not isinstance(data[key], dict):
+                raise EvalkitError(f"{file}: {key!r} must be a mapping, got {shown(data[key])}")
         fields = {
             "model_fingerprint", "backend", "config", "versions", "seed", "created", "cache", "timing", "skipped"
         }  # fmt: skip
@@ -258,6 +289,21 @@ def load_results(path: Path | str) -> RunResult:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         raise EvalkitError(f"cannot read results {file}: {' '.join(str(exc).split())}") from None
     return RunResult.from_json(data, file)
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_document_row(row: Any, where: str) -> None:
+    if not (isinstance(row, dict) and isinstance(row.get("task"), str) and isinstance(row.get("metrics"), dict)):
+        raise EvalkitError(f"{where}: not a document row (needs 'task' and a 'metrics' mapping)")
+    weights = row.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise EvalkitError(f"{where}: 'weights' must be a mapping, got {shown(weights)}")
+    for name, value in (*row["metrics"].items(), *weights.items()):
+        if not _number(value):
+            raise EvalkitError(f"{where}: {shown(name)} is {shown(value)}, not a number")
 
 
 def _rows(run_dir: Path | None, name: str) -> list[dict[str, Any]]:

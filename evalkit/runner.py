@@ -18,6 +18,7 @@ from typing import Any
 from evalkit.backends import make_backend
 from evalkit.cache import GenerationCache
 from evalkit.cache_dir import cache_root
+from evalkit.comparability import comparability
 from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, DataUnavailable
 from evalkit.judges import ModelPool
@@ -97,6 +98,9 @@ def _run_tasks(
         context.advance = advance
         for task in tasks:
             output = task.run(context)
+            doc_ids = [str(row.get("doc_id")) for row in output.documents]
+            measured = task.measured()
+            output.result.comparable = comparability(config, backend.name, backend.precision, measured, doc_ids)
             results[task.spec.name] = output.result
             samples.extend(output.samples)
             documents.extend(output.documents)

@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from evalkit.comparability import TaskComparability
 from evalkit.comparison import Comparison
 from evalkit.gate import CheckOutcome
+from evalkit.metrics.multiple import DESCRIPTIONS
 from evalkit.results import RESULTS_FILE, RunResult
 from evalkit.tasks import TaskSpec
 
@@ -101,12 +103,13 @@ _VERDICT_STYLE = {"better": "green", "worse": "red"}
 def print_comparison(comparison: Comparison) -> None:
     console = Console()
     runs, rows, confidence = comparison.runs, comparison.rows, comparison.confidence
-    title = f"comparison against the first run (Δ with paired-bootstrap {confidence:.0%} CI over documents)"
+    title = f"comparison against the first run (Δ with paired-bootstrap {confidence:.0%} CI over paired documents)"
     table = _table(title, "task", "metric")
     for run in runs:
         table.add_column(f"{run.run_id}\n{run.model}", justify="right")
     for run in runs[1:]:
         table.add_column(f"Δ {run.run_id}", justify="right")
+        table.add_column("paired", justify="right")
         table.add_column("verdict")
     for row in rows:
         cells = [row.task, row.metric + ("" if row.direction == "higher" else f" ({row.direction})")]
@@ -116,10 +119,30 @@ def print_comparison(comparison: Comparison) -> None:
             span = "" if ci is None or ci.low is None else f" [{ci.low:+.2f}, {ci.high:+.2f}]"
             style = _VERDICT_STYLE.get(diff.verdict)
             verdict = "n.s." if diff.verdict == "no significant difference" else diff.verdict
-            cells += [_signed(diff.delta) + span, f"[{style}]{verdict}[/]" if style else verdict]
+            verdict = f"[{style}]{verdict}[/]" if style else verdict
+            p = "" if diff.p_value is None else f" (p={diff.p_value:.2g})"
+            cells += [_signed(diff.delta) + span, str(diff.paired), verdict + p]
         table.add_row(*cells)
     _print(console, table)
+    sizes = ", ".join(str(m) for m in comparison.family_sizes)
+    console.print(
+        f"verdicts: {DESCRIPTIONS[comparison.correction]} at {1 - confidence:.0%}, over the metrics tested "
+        f"in each comparison ({sizes}); p: adjusted p-value; intervals are per metric"
+    )
     console.print("n.s.: no significant difference; higher/lower: a significant change of a neutral metric")
+    console.print("Δ: mean difference over the documents both runs scored (paired); without them, of the task values")
+    _print_comparability(console, comparison.comparability)
+
+
+def _print_comparability(console: Console, found: list[TaskComparability]) -> None:
+    """What differs between the runs' tasks: allowed mismatches, how they ran, what is unknown."""
+    for c in found:
+        if c.measured:
+            console.print(f"[red]measured differently[/] {c.task} ({c.run}): {', '.join(c.measured)}")
+        if c.how:
+            console.print(f"[yellow]ran differently[/] {c.task} ({c.run}): {', '.join(c.how)}")
+        if c.unknown:
+            console.print(f"comparability unknown for {c.task} ({c.run}): {', '.join(c.unknown)}")
 
 
 def _signed(value: float | None) -> str:
@@ -137,6 +160,9 @@ def print_findings(outcome: CheckOutcome) -> None:
         status = "[green]ok[/]" if f.status == "ok" else f"[red]{f.status}[/]"
         table.add_row(f.task, f.metric, _fmt(f.baseline), _fmt(f.value), status, f.reason)
     _print(console, table)
+    if outcome.policy.require_significance:
+        console.print(f"significance: {DESCRIPTIONS[outcome.policy.correction]} over the gated metrics")
+    _print_comparability(console, outcome.comparability)
     failed = [f for f in findings if f.status != "ok"]
     if not findings:
         console.print("[yellow]check: no gated metric is shared with the baseline[/]")

@@ -170,7 +170,7 @@ def test_check_reports_a_missing_task_and_rejects_bad_input(cli, tmp_path):
     policy = tmp_path / "bad.yaml"
     for text, message in [
         ("metrics:\n  acuracy: {max_drop: 1}\n", "did you mean 'accuracy'"),
-        ("default: {max_drop: -1}\n", "must be a number >= 0"),
+        ("default: {max_drop: -1}\n", "must be a finite number >= 0"),
         ("default: {max_dorp: 1}\n", "did you mean 'max_drop'"),
         ("tolerance: 3\n", "unknown key"),
         ("default: [\n", "cannot read policy"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SMOKE_ARGS, run_and_load
+from tests.test_compare_trust import measured
 
 SMALL = list(SMOKE_ARGS)
 
@@ -64,7 +65,7 @@ def test_finished_run_repeated_is_served_from_the_cache(first_run):
     repeat, repeat_samples = run_and_load(tmp, "repeat", *SMALL, "--seed", "7", cache="first")
     assert repeat["cache"] == {"hits": 12, "generated": 0}
     assert _completions(repeat_samples) == _completions(samples)
-    assert repeat["tasks"] == results["tasks"]
+    assert measured(repeat["tasks"]) == measured(results["tasks"])  # the weights never loaded: dtype unknown
 
 
 def test_sample_i_does_not_depend_on_n(first_run):
@@ -205,8 +206,9 @@ def test_compare_two_real_runs(cli, first_run, smoke_run_seed_8):
             theirs = other["tasks"][task]["metrics"][metric]
             assert rows[(task, metric)]["values"] == [value, theirs]
             assert rows[(task, metric)]["deltas"] == [pytest.approx(theirs - value)]
-            low, high = rows[(task, metric)]["ci95"][0]
-            assert low <= theirs - value <= high and rows[(task, metric)]["paired_docs"] == [3]
+            # 3 paired documents are too few for any test to be significant: no interval, no verdict.
+            assert rows[(task, metric)]["paired_docs"] == [3] and rows[(task, metric)]["ci95"] == [None]
+            assert rows[(task, metric)]["verdicts"] == ["n/a"]
 
 
 def test_check_and_report_on_real_runs_of_two_seeds(cli, tmp_path, first_run, smoke_run_seed_8):

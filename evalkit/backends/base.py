@@ -71,6 +71,12 @@ class Backend(ABC):
         """How many prompts one generation call takes; the runner batches (and caches) by it."""
         return 1
 
+    @property
+    def precision(self) -> str | None:
+        """The numeric precision of the model's weights (``bfloat16``), when this process knows it;
+        results.json records it with each task (``comparable.how``)."""
+        return None
+
     def versions(self) -> dict[str, str]:
         return {}
 

@@ -78,6 +78,15 @@ class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}
 
+    @property
+    def precision(self) -> str | None:
+        """The loaded weights' dtype; before they load (a run served from the cache), the dtype
+        asked for, or None when it was left to the device ("auto")."""
+        if self._model is not None:
+            return dtype_name(self._model.dtype)
+        dtype = self.resolved.options.dtype
+        return None if dtype == "auto" else dtype
+
     def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
         """lm-eval's "hf" model on this model folder or hub id, device and dtype."""
         device = self.device

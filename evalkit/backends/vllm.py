@@ -307,6 +307,10 @@ class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
             args["max_model_len"] = options.max_model_len
         return "vllm", args
 
+    @property
+    def precision(self) -> str | None:
+        return engine_dtype(self.resolved.options)
+
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         # vLLM schedules a call's requests itself; the runner caches after each call.
         return 512 * self.options.data_parallel_size

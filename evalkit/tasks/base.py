@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from evalkit.backends import Backend
 from evalkit.cache import GenerationCache
+from evalkit.comparability import Measured
 from evalkit.config import RunConfig
 from evalkit.errors import ConfigError, shown
 from evalkit.generation import CacheStats
@@ -88,6 +89,11 @@ class PreparedTask(ABC):
 
     def check_backend(self, backend: Backend) -> None:
         """Raise ConfigError when the backend lacks what the task needs; called before any task runs."""
+
+    def measured(self) -> Measured:
+        """What the task measures beyond its documents (sampling, prompt, data source, the kind's
+        settings): its part of the ``comparable`` record in results.json (evalkit.comparability)."""
+        return Measured()
 
     @abstractmethod
     def run(self, context: RunContext) -> TaskOutput: ...

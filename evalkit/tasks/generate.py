@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.backends.vllm import check_sampling
+from evalkit.comparability import Measured
 from evalkit.config import RunConfig, SamplingConfig
 from evalkit.data import Document, load_documents
 from evalkit.errors import ConfigError, PromptTooLong
@@ -96,6 +97,16 @@ class GenerateTask(PreparedTask):
     @property
     def total_samples(self) -> int:
         return len(self.docs) * self.sampling.n
+
+    def measured(self) -> Measured:
+        judges = {j.kind: j.setting for j in self.judges}
+        return Measured(
+            sampling=self.sampling,
+            prompt=self.spec.prompt,
+            prompt_style=self.spec.prompt_style,
+            data=self.spec.data,
+            settings={"judges": judges} if judges else {},
+        )
 
     def run(self, context: RunContext) -> TaskOutput:
         backend, cache = context.backend, context.cache

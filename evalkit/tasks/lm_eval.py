@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from evalkit.backends import Backend
+from evalkit.comparability import Measured
 from evalkit.config import RunConfig
 from evalkit.judges import ModelPool
 from evalkit.openllm.convert import document_rows, task_entry
@@ -61,6 +62,12 @@ class LmEvalTask(PreparedTask):
 
     def check_backend(self, backend: Backend) -> None:
         lm_eval_model(backend, batch_size=1, seed=0)  # raises for a backend lm-eval cannot score with
+
+    def measured(self) -> Measured:
+        opts = self.spec.lm_eval
+        data = "hub" if self.plan.source == "hub" else f"local:{opts.local}"  # not the machine's path
+        settings = {"lm_eval_task": opts.task, "subjects": list(opts.subjects), "data": data}
+        return Measured(num_fewshot=opts.num_fewshot, settings=settings)
 
     def run(self, context: RunContext) -> TaskOutput:
         config, opts = context.config, self.spec.lm_eval

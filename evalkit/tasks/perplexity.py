@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from evalkit.backends import Backend, LogitsBackend
+from evalkit.comparability import Measured
 from evalkit.config import DataSource, RunConfig
 from evalkit.data import load_documents
 from evalkit.diagnostics.perplexity import PerplexityOptions, summarize, token_stats
@@ -63,6 +64,10 @@ class PerplexityKind(TaskKind):
 class PerplexityTask(PreparedTask):
     spec: PerplexityTaskSpec
     records: list[dict[str, Any]]
+
+    def measured(self) -> Measured:
+        opts = self.spec.perplexity
+        return Measured(data=self.spec.data, settings={"last": opts.last, "max_length": opts.max_length})
 
     def check_backend(self, backend: Backend) -> None:
         if not isinstance(backend, LogitsBackend):
