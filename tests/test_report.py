@@ -58,6 +58,7 @@ def test_report_of_constructed_runs_has_every_section_and_is_self_contained(cli,
     assert [f.kind for f in figures(html)] == ["curve", "curve", "bars", "bars"]
     assert "math: pass@k" in html and "math: maj@k" in html and "diversity vs quality" not in html
     assert html.count('class="example"') == 2  # two documents of the one task with samples
+    assert "Holm-corrected" in html  # the verdicts say how they were corrected for many metrics
     # Completions are escaped, never injected; nothing is fetched from the network.
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)" in html
     assert not re.search(r"""(src|href)=["']?https?:""", html) and "<link" not in html
