@@ -142,7 +142,7 @@ def _prompt_styles(where: str, prompt: dict[str, Any]) -> dict[str, PromptSpec]:
 
 def render_messages(spec: GenerateTaskSpec, doc: dict[str, Any]) -> list[dict[str, str]]:
     """The chat messages for one document (system turn first when the task has one)."""
-    user = render(spec.prompt.template, doc, f"task {spec.name}: prompt template uses a field the data lacks")
+    user = render(spec.prompt.template, doc, f"task {spec.name}: prompt template")
     messages = [{"role": "user", "content": user}]
     if spec.prompt.system:
         messages.insert(0, {"role": "system", "content": spec.prompt.system})
