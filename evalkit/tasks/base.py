@@ -47,6 +47,11 @@ class TaskSpec:
     def samples_per_document(self) -> int:
         return 1
 
+    def with_num_fewshot(self, shots: int) -> TaskSpec:
+        """The task with ``shots`` few-shot examples per prompt (``--num-fewshot``); a kind that
+        takes none refuses."""
+        raise ConfigError(f"task {self.name} takes no few-shot examples; leave out --num-fewshot or this task")
+
 
 @dataclass
 class TaskOutput:
