@@ -9,7 +9,15 @@ from typing import Any
 from evalkit.backends.base import Backend, LogitsBackend, LogLikelihoodBackend, PromptBatch, sample_seed
 from evalkit.config import ChatFormat, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError
-from evalkit.models import choose_device, choose_dtype, dtype_name, load_tokenizer, load_weights, resolve_model
+from evalkit.models import (
+    choose_device,
+    choose_dtype,
+    dtype_for,
+    dtype_name,
+    load_tokenizer,
+    load_weights,
+    resolve_model,
+)
 
 
 def render_chat(tokenizer, messages: Sequence[dict[str, str]], chat_format: ChatFormat | None = None) -> str:  # noqa: ANN001
@@ -118,7 +126,8 @@ class LocalModelBackend(Backend):
 
 class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
     """Tokenizer and weights load on first use: a run served entirely from the cache (prompts
-    and samples) imports neither torch nor transformers."""
+    and samples) imports no transformers, and no torch unless --device auto and --dtype auto need
+    it to find the device (the precision is part of the cache keys)."""
 
     name = "hf"
 
@@ -150,7 +159,8 @@ class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
     def precision(self) -> str:
         """The dtype the weights load in: the user's --dtype, else bfloat16 on a GPU and float32 on
         a CPU (with --device auto, finding the device imports torch, not transformers)."""
-        return dtype_name(choose_dtype(self.device, self.resolved.options.dtype))
+        options = self.resolved.options
+        return options.dtype if options.dtype != "auto" else dtype_for(self.device, "auto")
 
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}
