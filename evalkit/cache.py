@@ -1,10 +1,12 @@
-"""Generation cache: one row per (model, prompt, sampling parameters, seed, sample index), and
-the rendered prompt of each (model, chat messages), so a run served from the cache needs
-neither the model nor its tokenizer; and the judges' scores (rewards, partitions), keyed by the
-judge's fingerprint and what it scored.
+"""Generation cache: one row per (model, backend kind, precision, prompt, sampling parameters,
+seed, sample index), and the rendered prompt of each (model, chat format, chat messages), so a
+run served from the cache needs neither the model nor its tokenizer; and the judges' scores
+(rewards, partitions), keyed by the judge's fingerprint and what it scored.
 
 SQLite in WAL mode: each batch is committed in one transaction, so a run killed at any moment
-(SIGKILL included) leaves every finished batch in the cache and nothing half-written.
+(SIGKILL included) leaves every finished batch in the cache and nothing half-written. A cache file
+that is damaged (SQLite reads it as malformed, or not a database) is found when it is opened,
+before any generation, and reported in one line; evalkit never deletes or rewrites it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from evalkit.config import SamplingConfig
 from evalkit.errors import EvalkitError
@@ -21,18 +24,31 @@ from evalkit.errors import EvalkitError
 _TABLES = ("samples", "prompts", "scores")  # scores: judges' outputs (evalkit.judges)
 
 
-def prompt_key(fingerprint: str, messages: Sequence[dict[str, str]]) -> str:
-    payload = json.dumps([fingerprint, list(messages)], sort_keys=True)
+def prompt_key(identity: str, messages: Sequence[dict[str, str]]) -> str:
+    """``identity``: the backend's render_identity (the model's fingerprint and chat format)."""
+    payload = json.dumps([identity, list(messages)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def sample_key(fingerprint: str, prompt: str, sampling: SamplingConfig, index: int, with_n: bool = False) -> str:
-    """``with_n``: for backends whose sample i can change with n (see Backend.samples_depend_on_n)."""
+def sample_key(identity: str, prompt: str, sampling: SamplingConfig, index: int, with_n: bool = False) -> str:
+    """``identity``: the backend's sample_identity (the model's fingerprint, the backend kind and
+    its numeric precision). ``with_n``: for backends whose sample i can change with n (see
+    Backend.samples_depend_on_n)."""
     fields = sampling.cache_fields()
     if with_n:
         fields["n"] = sampling.n
-    payload = json.dumps([fingerprint, prompt, fields, index], sort_keys=True)
+    payload = json.dumps([identity, prompt, fields, index], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class CorruptCache(EvalkitError):
+    """A cache file SQLite cannot read; the message names it and what to do."""
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    # OperationalError (locked, read-only, disk full, cannot open) is a DatabaseError too, but
+    # says nothing about the file's content.
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
 
 
 class GenerationCache:
@@ -45,8 +61,33 @@ class GenerationCache:
             for table in _TABLES:
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.commit()
-        except (OSError, sqlite3.Error) as exc:
+            # Every page read once: damage anywhere in the file is found now, not after generating.
+            problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        except sqlite3.Error as exc:
+            if _is_corrupt(exc):
+                raise self._corrupt(exc) from None
             raise EvalkitError(f"cannot open the generation cache {path}: {exc}") from None
+        except OSError as exc:
+            raise EvalkitError(f"cannot open the generation cache {path}: {exc}") from None
+        if problem != "ok":
+            self._db.close()
+            raise self._corrupt(problem)
+
+    def _corrupt(self, what: Any) -> CorruptCache:
+        path = self.path
+        return CorruptCache(
+            f"the generation cache {path} is damaged (SQLite: {what}); evalkit leaves it as it is. Run with "
+            f"--no-cache, or move it aside (mv {path} {path}.damaged, with any -wal and -shm files beside it) "
+            "and run again to start a new cache"
+        )
+
+    def _execute(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            if _is_corrupt(exc):
+                raise self._corrupt(exc) from None
+            raise
 
     def get_many(self, keys: Sequence[str], table: str = "samples") -> dict[str, str]:
         assert table in _TABLES
@@ -54,17 +95,22 @@ class GenerationCache:
         for start in range(0, len(keys), 500):  # stay under SQLite's variable limit
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(self._db.execute(f"SELECT key, value FROM {table} WHERE key IN ({marks})", chunk))
+            found.update(self._execute(f"SELECT key, value FROM {table} WHERE key IN ({marks})", chunk))
         return found
 
     def put_many(self, items: Iterable[tuple[str, str]], table: str = "samples") -> None:
         assert table in _TABLES
-        with self._db:  # one transaction
-            self._db.executemany(f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", items)
+        try:
+            with self._db:  # one transaction
+                self._db.executemany(f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", items)
+        except sqlite3.Error as exc:
+            if _is_corrupt(exc):
+                raise self._corrupt(exc) from None
+            raise
 
     def count(self, table: str = "samples") -> int:
         assert table in _TABLES
-        return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return self._execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from evalkit import api
+from evalkit.cli_run_options import run_options
 from evalkit.diagnostics.distance import checkpoint_distance
 from evalkit.diagnostics.next_token import next_token_distribution, plot_next_tokens
 from evalkit.errors import EvalkitError
@@ -34,55 +35,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--model", default=None, help="Local folder or hub id. Default: embedded SmolLM2-135M-Instruct.")
-@click.option("--suite", default=None, help="A suite of tasks (see `evalkit list`).")
-@click.option("--tasks", default="", help="Comma-separated task names.")
-@click.option("--backend", default="hf", show_default=True, help="Generation backend.")
-@click.option("--n", type=int, default=None, help="Samples per prompt (default: the task's).")
-@click.option("--temperature", type=float, default=None, help="0 means greedy.")
-@click.option("--top-p", type=float, default=None)
-@click.option("--top-k", type=int, default=None, help="0 disables top-k.")
-@click.option("--max-tokens", type=int, default=None, help="Maximum new tokens per sample.")
-@click.option("--stop", multiple=True, help="Stop string (repeatable).")
-@click.option("--limit", type=int, default=None, help="Only the first L documents of each task.")
-@click.option("--prompt-style", default=None, help="Prompt style for tasks that offer several (e.g. boxed).")
-@click.option("--seed", type=int, default=1234, show_default=True)
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Folder with local data files.")
-@click.option("--output-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--run-id", default=None, help="Name of the run folder (default: time, model and suite).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option(
-    "--task-dir", multiple=True, type=click.Path(path_type=Path), help="Folder of extra task YAML files (repeatable)."
-)
-@click.option("--reward-model", default=None, help="Reward model folder or hub id (default: the task's).")
-@click.option(
-    "--equivalence",
-    default=None,
-    help="NoveltyBench equivalence test: deberta[:PATH], rouge1[:T], sbert[:T] or llm[:MODEL].",
-)
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Generation cache folder.")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the generation cache.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--base-url", default=None, help="openai backend: the server's URL, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--api-key-env", default=None, help="openai backend: NAME of the variable holding the API key.")
-@click.option("--api", type=click.Choice(["chat", "completions"]), default="chat", show_default=True)
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Requests in flight.")
-@click.option("--request-timeout", type=float, default=600.0, show_default=True, help="Seconds per request.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option("--tensor-parallel-size", type=click.IntRange(min=1), default=1, show_default=True, help="vllm.")
-@click.option("--data-parallel-size", type=click.IntRange(min=1), default=1, show_default=True, help="vllm.")
-@click.option("--gpu-memory-utilization", type=float, default=0.9, show_default=True, help="vllm.")
-@click.option("--max-model-len", type=click.IntRange(min=1), default=None, help="vllm.")
-@click.option("--judge", default=None, help="LLM judge model: embedded, a folder, a hub id, or a served model name.")
-@click.option("--judge-backend", default="hf", show_default=True, help="Backend of the judge: hf, vllm or openai.")
-@click.option("--judge-base-url", default=None, help="Server URL when --judge-backend openai.")
-@click.option("--judge-api-key-env", default=None, help="NAME of the variable holding the judge server's key.")
-@click.option("--judge-rubric", multiple=True, help="Add this rubric judge (judges/NAME.yaml) to every task.")
-@click.option("--judge-max-tokens", type=click.IntRange(min=1), default=None, help="Cap on the judge's answers.")
-@click.option(
-    "--report-to", multiple=True, type=click.Choice(TARGETS), help="Also log to wandb or tensorboard (repeatable)."
-)
+@run_options
 def run(**opts: Any) -> None:
     """Generate samples for tasks and score them; writes OUTPUT_DIR/RUN_ID/results.json."""
     print_summary(api.evaluate(**opts))
@@ -92,9 +45,12 @@ def run(**opts: Any) -> None:
 @click.option(
     "--task-dir", "task_dirs", multiple=True, type=click.Path(path_type=Path), help="Folder of extra task YAML files."
 )
-def list_tasks(task_dirs: tuple[Path, ...]) -> None:
+@click.option(
+    "--override-tasks", is_flag=True, help="A --task-dir file may replace the built-in task of the same name."
+)
+def list_tasks(task_dirs: tuple[Path, ...], override_tasks: bool) -> None:
     """List tasks and suites."""
-    registry = task_registry(*task_dirs)
+    registry = task_registry(*task_dirs, override=override_tasks)
     print_task_list([registry.get(n) for n in registry.names()], suites(registry))
 
 

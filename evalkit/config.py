@@ -147,6 +147,26 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
+class ChatFormat:
+    """How a backend that renders prompts itself (transformers, vLLM) turns chat messages into
+    prompt text. ``chat_template``: False sends the messages' contents joined by blank lines, with
+    the tokenizer's own special tokens (base models). ``template_system``: False renders no system
+    turn that the messages do not hold, even where the chat template adds a default one when
+    there is none (SmolLM2's does: "You are a helpful AI assistant named SmolLM, trained by
+    Hugging Face")."""
+
+    chat_template: bool = True
+    template_system: bool = True
+
+    @property
+    def key(self) -> str:
+        """Part of the prompt and sample cache keys."""
+        if not self.chat_template:
+            return "plain"
+        return "chat" if self.template_system else "chat-no-default-system"
+
+
+@dataclass(frozen=True)
 class BackendOptions:
     """Settings of the vLLM and OpenAI-compatible backends (the transformers backend ignores them)."""
 
@@ -213,16 +233,55 @@ class JudgeConfig:
         }
 
 
+def check_run_id(run_id: Any) -> None:
+    """A run id names one folder inside --output-dir: no path separator, no ``..``, not absolute,
+    not hidden, no control character."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise ConfigError(f"run id must be a non-empty folder name, got {shown(run_id)}")
+    if "/" in run_id or "\\" in run_id:
+        why = "it holds a path separator"
+    elif ".." in run_id:
+        why = "it holds '..'"
+    elif run_id.startswith("."):
+        why = "it starts with '.'"
+    elif any(ord(c) < 32 or c == "\x7f" for c in run_id):
+        why = "it holds a control character"
+    elif len(run_id) > 200:
+        why = "it is longer than 200 characters"
+    else:
+        return
+    raise ConfigError(f"run id {shown(run_id)} must be one folder name inside --output-dir: {why}")
+
+
+def check_limit(limit: Any) -> None:
+    """``--limit``: a number of documents (an integer >= 1) or a share of them (0 < x < 1)."""
+    if limit is None:
+        return
+    valid = False
+    if not isinstance(limit, bool) and isinstance(limit, (int, float)) and math.isfinite(limit):
+        valid = 0 < limit < 1 or (limit >= 1 and float(limit).is_integer())
+    if not valid:
+        raise ConfigError(
+            f"limit must be >= 1 (a number of documents) or a fraction between 0 and 1 (a share of them), "
+            f"got {shown(limit)}"
+        )
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything `evalkit run` was asked to do; recorded verbatim in results.json."""
+    """Everything `evalkit run` was asked to do; recorded verbatim in results.json.
+
+    The model and prompt controls are flat fields under their option names (``dtype``,
+    ``revision``, ``trust_remote_code``, ``system_prompt``, ``no_system_prompt``,
+    ``chat_template``, ``num_fewshot``); ``model_options`` and ``chat_format`` group them as the
+    backends take them."""
 
     model: str | None
     tasks: tuple[str, ...]
     suite: str | None = None
     backend: str = "hf"
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
-    limit: int | None = None
+    limit: int | float | None = None  # documents per task: a number, or a share (0 < limit < 1) rounded up
     seed: int = 1234
     data_dir: Path | None = None
     output_dir: Path = Path("results")
@@ -235,6 +294,48 @@ class RunConfig:
     prompt_style: str | None = None  # for tasks that offer several prompts
     backend_options: BackendOptions = field(default_factory=BackendOptions)
     judges: JudgeConfig = field(default_factory=JudgeConfig)
+    # How the model under test is loaded (ModelOptions)
+    dtype: str = "auto"  # auto: bfloat16 on a GPU, float32 on a CPU
+    revision: str | None = None  # a branch, tag or commit of a hub model
+    trust_remote_code: bool = False
+    # How prompts are built
+    system_prompt: str | None = None  # replaces every task's system turn
+    no_system_prompt: bool = False  # no system turn at all, not even the chat template's default
+    chat_template: bool = True  # False: plain prompt text (base models)
+    num_fewshot: int | None = None  # few-shot examples per prompt (lm_eval tasks; tasks that declare examples)
+    override_tasks: bool = False  # a --task-dir file may replace a built-in task of the same name
+
+    def __post_init__(self) -> None:
+        check_limit(self.limit)
+        if self.run_id is not None:
+            check_run_id(self.run_id)
+        ModelOptions(self.dtype, self.revision, self.trust_remote_code)  # checks the dtype
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()):
+            raise ConfigError(f"revision must be a branch, tag or commit, got {shown(self.revision)}")
+        if self.system_prompt is not None:
+            if not isinstance(self.system_prompt, str) or not self.system_prompt.strip():
+                raise ConfigError("system prompt must be a non-empty text (for no system turn: --no-system-prompt)")
+            if self.no_system_prompt:
+                raise ConfigError("--system-prompt and --no-system-prompt exclude each other")
+        if self.num_fewshot is not None:
+            _check_int("num_fewshot", self.num_fewshot, minimum=0)
+
+    @property
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(self.dtype, self.revision, self.trust_remote_code)
+
+    @property
+    def chat_format(self) -> ChatFormat:
+        return ChatFormat(chat_template=self.chat_template, template_system=not self.no_system_prompt)
+
+    def documents_limit(self, total: int) -> int | None:
+        """How many of a task's ``total`` documents the run scores: ``limit`` itself, or a share
+        of ``total`` rounded up (at least one); None for all."""
+        if self.limit is None:
+            return None
+        if 0 < self.limit < 1:
+            return max(1, math.ceil(self.limit * total))
+        return int(self.limit)
 
     def to_json(self) -> dict[str, Any]:
         """The record in results.json: every URL without its userinfo (``http://***@host``), so

@@ -22,7 +22,7 @@ class CacheStats:
 
 def render_cached(backend: Backend, cache: GenerationCache | None, chats: list[list[dict[str, str]]]) -> list[str]:
     """The prompt text of every chat, rendered by the backend only when not cached."""
-    keys = [prompt_key(backend.fingerprint, chat) for chat in chats]
+    keys = [prompt_key(backend.render_identity, chat) for chat in chats]
     found = cache.get_many(keys, table="prompts") if cache else {}
     new = {k: backend.render(chat) for k, chat in zip(keys, chats) if k not in found}
     if cache and new:
@@ -46,12 +46,11 @@ def generate_cached(
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     per_call = backend.prompts_per_call(sampling)
     with_n = backend.samples_depend_on_n and not sampling.greedy
+    identity = backend.sample_identity  # the model, backend kind and precision: the same for every sample
     result: list[list[str]] = [[] for _ in prompts]
     for start in range(0, len(order), per_call):
         chunk = order[start : start + per_call]
-        keys = [
-            [sample_key(backend.fingerprint, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk
-        ]
+        keys = [[sample_key(identity, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk]
         cached = cache.get_many([k for ks in keys for k in ks]) if cache else {}
         if len(cached) == len(chunk) * sampling.n:
             stats.hits += len(cached)

@@ -116,13 +116,19 @@ def choose_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def dtype_for(device: str, dtype: str = "auto") -> str:
+    """The name of the dtype for weights on ``device`` (already chosen): ``auto`` is bfloat16 on a
+    GPU, float32 on a CPU. Needs no torch: the cache keys of a cached run hold it."""
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return dtype
+
+
 def choose_dtype(device: str, dtype: str = "auto") -> Any:
-    """The torch dtype for weights on ``device``: ``auto`` is bfloat16 on a GPU, float32 on a CPU."""
+    """The torch dtype for weights on ``device`` (see dtype_for)."""
     import torch  # heavy: only when a model is about to load
 
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
+    return getattr(torch, dtype_for(device, dtype))
 
 
 def dtype_name(dtype: Any) -> str:

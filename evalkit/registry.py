@@ -43,6 +43,11 @@ class Registry(Generic[T]):
     def add_lazy(self, name: str, loader: Callable[[], T]) -> None:
         self._loaders.setdefault(name, loader)
 
+    def remove(self, name: str) -> None:
+        """Forget a name (a task file another one overrides)."""
+        self._items.pop(name, None)
+        self._loaders.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(set(self._items) | set(self._loaders))
 

@@ -114,6 +114,7 @@ class RunResult:
     tasks: dict[str, TaskResult]
     model_fingerprint: str | None = None
     backend: str | None = None
+    dtype: str | None = None  # the numeric precision the samples were drawn in ("server": the server's own)
     config: dict[str, Any] = field(default_factory=dict)  # RunConfig.to_json() of the run
     versions: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
@@ -162,6 +163,7 @@ class RunResult:
             "model": self.model,
             "model_fingerprint": self.model_fingerprint,
             "backend": self.backend,
+            "dtype": self.dtype,
             "config": self.config,
             "versions": self.versions,
             "seed": self.seed,
@@ -190,7 +192,8 @@ class RunResult:
             if data.get(key) is not None and not isinstance(data[key], dict):
                 raise EvalkitError(f"{file}: {key!r} must be a mapping, got {shown(data[key])}")
         fields = {
-            "model_fingerprint", "backend", "config", "versions", "seed", "created", "cache", "timing", "skipped"
+            "model_fingerprint", "backend", "dtype", "config", "versions", "seed", "created", "cache", "timing",
+            "skipped",
         }  # fmt: skip
         return cls(
             run_id=str(data.get("run_id") or (file.parent.name if file.name == RESULTS_FILE else file.stem)),
@@ -230,15 +233,36 @@ def document_id(doc: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def ensure_writable(output_dir: Path) -> None:
-    """Fail before any work when results could not be written at the end; creates nothing."""
-    existing = output_dir.absolute()
-    while not existing.exists():  # the folder will be created inside its nearest existing ancestor
+def ensure_writable(output_dir: Path, run_id: str | None = None) -> None:
+    """Fail before any work when results could not be written at the end: the folder (and the
+    run's folder) are created and a probe file is written, synced and removed there, and what the
+    probe created is removed again. A permission check alone is not enough: ``/proc/x`` and a
+    full or read-only file system pass it."""
+    folder = output_dir / run_id if run_id else output_dir
+    created = []
+    existing = folder.absolute()
+    while not existing.exists():  # the folders that the probe creates, removed again after it
+        created.append(existing)
         existing = existing.parent
-    if not existing.is_dir():
-        raise EvalkitError(f"output dir {output_dir} is not writable: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise EvalkitError(f"output dir {output_dir} is not writable: no write permission on {existing}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".evalkit-probe-")
+        try:
+            os.write(fd, b"evalkit")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise EvalkitError(
+            f"output dir {output_dir} is not writable: {exc.strerror or exc} ({exc.filename or folder})"
+        ) from None
+    finally:
+        for path in created:  # innermost first
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def _atomic_write(path: Path, lines: Iterable[str]) -> None:

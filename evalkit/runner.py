@@ -20,7 +20,7 @@ from evalkit.cache import GenerationCache
 from evalkit.cache_dir import cache_root
 from evalkit.comparability import comparability
 from evalkit.config import RunConfig
-from evalkit.errors import ConfigError, DataUnavailable
+from evalkit.errors import DataUnavailable
 from evalkit.judges import ModelPool
 from evalkit.judges import check_config as check_judge_config
 from evalkit.progress import progress_bar
@@ -38,9 +38,7 @@ def prepare(
     The judges share the run's model ``pool``."""
     check_judge_config(config.judges)
     pool = pool or ModelPool(config.device)
-    if config.limit is not None and config.limit < 1:
-        raise ConfigError(f"limit must be >= 1, got {config.limit}")
-    registry = task_registry(*config.task_dirs)
+    registry = task_registry(*config.task_dirs, override=config.override_tasks)
     names = resolve_tasks(registry, config.suite, config.tasks)
     specs = with_run_options([registry.get(name) for name in names], config)
     prepared = []
@@ -70,17 +68,25 @@ def run(config: RunConfig, progress: bool = True) -> RunResult:
     started = time.perf_counter()
     with ExitStack() as stack:
         pool = stack.enter_context(ModelPool(config.device))
+        ensure_writable(config.output_dir, config.run_id)
         skipped: dict[str, str] = {}
         tasks = prepare(config, skipped, pool)
-        ensure_writable(config.output_dir)
-        backend = make_backend(config.backend, config.model, config.device, config.batch_size, config.backend_options)
-        stack.callback(backend.close)
-        for task in tasks:
-            task.check_backend(backend)
         cache = None
         if config.use_cache:
             cache = GenerationCache((config.cache_dir or cache_root()) / "generations.sqlite")
             stack.callback(cache.close)
+        backend = make_backend(
+            config.backend,
+            config.model,
+            config.device,
+            config.batch_size,
+            config.backend_options,
+            config.model_options,
+            config.chat_format,
+        )
+        stack.callback(backend.close)
+        for task in tasks:
+            task.check_backend(backend)
         context = RunContext(config, backend, cache)
         return _run_tasks(context, tasks, skipped, started, progress)
 
@@ -110,6 +116,7 @@ def _run_tasks(
         model=backend.model_name,
         model_fingerprint=backend.fingerprint,
         backend=backend.name,
+        dtype=backend.precision,
         config=config.to_json(),
         versions={**library_versions(), **backend.versions(), **task_versions},
         seed=config.seed,

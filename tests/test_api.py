@@ -47,9 +47,12 @@ def test_evaluate_gives_what_evalkit_run_wrote_as_a_typed_result(smoke_run, tmp_
     )  # fmt: skip
     assert isinstance(result, evalkit.RunResult) and result.path == tmp_path / "api"
     assert result.cache == {"hits": 12, "generated": 0}
-    tasks = json_safe(result.to_json())["tasks"]  # served from the cache: the weights' dtype is not known
+    tasks = json_safe(result.to_json())["tasks"]
     assert measured(tasks) == measured(smoke_run.results["tasks"])
-    assert {t["comparable"]["how"]["dtype"] for t in tasks.values()} == {None}
+    # Served from the cache, the run still knows the precision its samples were drawn in.
+    dtypes = {t["comparable"]["how"]["dtype"] for t in tasks.values()}
+    assert dtypes == {t["comparable"]["how"]["dtype"] for t in smoke_run.results["tasks"].values()}
+    assert dtypes <= {"float32", "bfloat16"}
     task = result.tasks["smoke_arithmetic"]
     assert (task.n_docs, task.n_samples, task.sampling["n"]) == (3, 6, 2) and 0 <= task.value("accuracy") <= 100
     on_disk = json.loads((result.path / "results.json").read_text())

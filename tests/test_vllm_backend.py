@@ -11,14 +11,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pytest
 
 from evalkit.backends.base import PromptBatch, sample_seed
 from evalkit.backends.hf import HFBackend
 from evalkit.backends.vllm import VLLMBackend, engine_kwargs, gpu_groups, samples_depend_on_n_in, shards
-from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.config import BackendOptions, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, ModelError, PromptTooLong
 from evalkit.results import document_id
 from tests.conftest import REPO
@@ -198,13 +197,10 @@ def test_whether_samples_depend_on_n_follows_the_installed_version(version, use_
 
 def test_dtype_follows_the_transformers_backend_or_the_users_choice():
     assert engine_kwargs("/m", BackendOptions(), seed=1)["dtype"] == "bfloat16"
-
-    @dataclass(frozen=True)
-    class WithDtype(BackendOptions):  # the options once --dtype exists
-        dtype: str | None = None
-
-    assert engine_kwargs("/m", WithDtype(dtype="float16"), seed=1)["dtype"] == "float16"
-    assert engine_kwargs("/m", WithDtype(), seed=1)["dtype"] == "bfloat16"
+    assert engine_kwargs("/m", BackendOptions(), 1, ModelOptions(dtype="float16"))["dtype"] == "float16"
+    assert engine_kwargs("/m", BackendOptions(), 1, ModelOptions(dtype="auto"))["dtype"] == "bfloat16"
+    backend = VLLMBackend(None, BackendOptions(), ModelOptions(dtype="float32"))
+    assert backend.precision == "float32" and "backend=vllm|dtype=float32" in backend.sample_identity
 
 
 # Temperature above 2 (item 1) -----------------------------------------------------------------------
@@ -338,17 +334,18 @@ def test_lm_eval_on_vllm_without_ray_or_vllm_is_one_clear_error(monkeypatch):
     # Should the check be skipped, lm-eval's ImportError still ends as one line, not a traceback.
     harness._load_lm.cache_clear()
     with pytest.raises(ModelError, match="lm-eval's vllm model cannot be loaded here"):
-        harness.evaluate(harness.LmEvalPlan(["arc_challenge"], 25, "hub"), one_engine)
+        harness.evaluate(harness.LmEvalPlan(["arc_challenge"], 25, "hub"), ("vllm", {"pretrained": "m"}), None, 0)
 
 
 def test_lm_eval_on_vllm_gets_the_dtype_and_settings_of_evalkits_vllm_backend():
-    from evalkit.config import RunConfig
     from evalkit.openllm.harness import lm_eval_model
 
     options = BackendOptions(tensor_parallel_size=2, data_parallel_size=1, max_model_len=4096)
-    name, args = lm_eval_model(RunConfig(model=None, tasks=("mmlu",), backend="vllm", backend_options=options))
+    name, args = lm_eval_model(VLLMBackend(None, options), batch_size=8, seed=0)
     assert name == "vllm" and args["dtype"] == "bfloat16" and args["tensor_parallel_size"] == 2
     assert args["data_parallel_size"] == 1 and args["max_model_len"] == 4096
+    _, args = lm_eval_model(VLLMBackend(None, options, ModelOptions(dtype="float16")), batch_size=8, seed=0)
+    assert args["dtype"] == "float16"
 
 
 def test_sharding_and_gpu_groups():

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.config import SamplingConfig
 from evalkit.errors import EvalkitError
 from evalkit.registry import Registry
 
@@ -59,6 +59,24 @@ class Backend(ABC):
     def model_name(self) -> str:
         """The model as the user named it (or the embedded default's name)."""
 
+    @property
+    def precision(self) -> str:
+        """The numeric precision samples are drawn in (a torch dtype name such as ``bfloat16``),
+        or what the backend can say of it (a server's is its own)."""
+        return "unknown"
+
+    @property
+    def render_identity(self) -> str:
+        """What a rendered prompt depends on besides the messages: part of the prompt cache key."""
+        return self.fingerprint
+
+    @property
+    def sample_identity(self) -> str:
+        """What a sample depends on besides its prompt, sampling and index: the model, the
+        backend kind and its numeric precision. Part of every sample cache key, so a vLLM run
+        after a transformers run, or bfloat16 after float32, never reuses the other's samples."""
+        return f"{self.fingerprint}|backend={self.name}|dtype={self.precision}"
+
     @abstractmethod
     def render(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt text for chat messages (the model's chat template when it has one)."""
@@ -70,12 +88,6 @@ class Backend(ABC):
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         """How many prompts one generation call takes; the runner batches (and caches) by it."""
         return 1
-
-    @property
-    def precision(self) -> str | None:
-        """The numeric precision of the model's weights (``bfloat16``), when this process knows it;
-        results.json records it with each task (``comparable.how``)."""
-        return None
 
     def versions(self) -> dict[str, str]:
         return {}
@@ -108,7 +120,7 @@ class LogLikelihoodBackend(ABC):
         """lm-eval's model name and arguments for this backend's model, device and dtype."""
 
 
-BackendFactory = Callable[[str | None, str, int, BackendOptions], Backend]
-"""(model, device, batch_size, options) -> a backend."""
+BackendFactory = Callable[..., Backend]
+"""(model, device, batch_size, options, model_options, chat_format) -> a backend."""
 
 BACKENDS: Registry[BackendFactory] = Registry("backend")

@@ -2,20 +2,76 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalkit.backends.base import Backend, LogitsBackend, LogLikelihoodBackend, PromptBatch, sample_seed
-from evalkit.config import ModelOptions, SamplingConfig
-from evalkit.models import choose_device, choose_dtype, dtype_name, load_tokenizer, load_weights, resolve_model
+from evalkit.config import ChatFormat, ModelOptions, SamplingConfig
+from evalkit.errors import ConfigError
+from evalkit.models import (
+    choose_device,
+    choose_dtype,
+    dtype_for,
+    dtype_name,
+    load_tokenizer,
+    load_weights,
+    resolve_model,
+)
 
 
-def render_chat(tokenizer, messages: Sequence[dict[str, str]]) -> str:  # noqa: ANN001
-    """The prompt text of chat messages: the chat template when the tokenizer has one. Every
-    backend that renders locally (transformers, vLLM, `evalkit serve`) renders through this."""
-    if tokenizer.chat_template:
-        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
-    return "\n\n".join(m["content"] for m in messages)
+def render_chat(tokenizer, messages: Sequence[dict[str, str]], chat_format: ChatFormat | None = None) -> str:  # noqa: ANN001
+    """The prompt text of chat messages: the chat template when the tokenizer has one and the
+    format asks for it, else the contents joined by blank lines. Every backend that renders
+    locally (transformers, vLLM, `evalkit serve`) renders through this."""
+    chat_format = chat_format or ChatFormat()
+    if not chat_format.chat_template or not tokenizer.chat_template:
+        return "\n\n".join(m["content"] for m in messages)
+    if not chat_format.template_system and messages and messages[0]["role"] != "system":
+        return _without_default_system(tokenizer, list(messages))
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+
+_PROBE = "EvalkitSystemProbe7f3a"  # a system message no template rewrites or finds elsewhere
+
+
+def _without_default_system(tokenizer, messages: list[dict[str, str]]) -> str:  # noqa: ANN001
+    """The chat without any system turn. Many chat templates add a default system turn when the
+    messages have none (SmolLM2's, Qwen2.5's), so the template is given a probe system message
+    and the probe's turn, as the template renders a system turn alone, is cut out again."""
+
+    def apply(chat: list[dict[str, str]], generation: bool) -> str:
+        return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=generation)
+
+    probe = {"role": "system", "content": _PROBE}
+    try:
+        with_probe = apply([probe, *messages], True)
+        probe_only = apply([probe], False)
+    except Exception:  # noqa: BLE001 - a template that refuses a system turn raises in Jinja
+        with_probe = probe_only = ""
+    try:
+        empty = apply([], False)
+    except Exception:  # noqa: BLE001 - a template that needs a message: nothing comes before the turns
+        empty = ""
+    turn = probe_only[len(os.path.commonprefix([probe_only, empty])) :]  # what the template writes first is kept
+    if _PROBE not in turn or with_probe.count(turn) != 1:
+        raise ConfigError(
+            "--no-system-prompt: this model's chat template cannot render a chat without a system turn; "
+            "give --system-prompt TEXT, or --no-chat-template for plain prompt text"
+        )
+    text = with_probe.replace(turn, "", 1)
+    bos = tokenizer.bos_token or ""
+    if bos and with_probe.startswith(bos) and not text.startswith(bos):
+        text = bos + text  # a template that needs a message wrote its BOS token inside what was cut
+    residue = text
+    for message in messages:
+        residue = residue.replace(message["content"], "")
+    if "system" in residue.lower():  # a system turn the template writes whatever the messages say
+        raise ConfigError(
+            "--no-system-prompt: this model's chat template writes a system turn of its own in every chat; "
+            "give --system-prompt TEXT, or --no-chat-template for plain prompt text"
+        )
+    return text
 
 
 def adds_special_tokens(tokenizer) -> bool:  # noqa: ANN001
@@ -28,8 +84,11 @@ class LocalModelBackend(Backend):
     (transformers, vLLM): the model resolved and fingerprinted at once (evalkit.models), the
     tokenizer loaded on first use, prompts rendered with its chat template."""
 
-    def __init__(self, model: str | None, options: ModelOptions | None = None) -> None:
+    def __init__(
+        self, model: str | None, options: ModelOptions | None = None, chat_format: ChatFormat | None = None
+    ) -> None:
         self.resolved = resolve_model(model, options=options)
+        self.chat_format = chat_format or ChatFormat()
         self._tokenizer: Any = None
 
     @property
@@ -46,20 +105,41 @@ class LocalModelBackend(Backend):
             self._tokenizer = load_tokenizer(self.resolved)
         return self._tokenizer
 
+    @property
+    def render_identity(self) -> str:
+        return f"{self.fingerprint}|{self.chat_format.key}"
+
+    @property
+    def sample_identity(self) -> str:
+        # The chat format decides whether the tokenizer adds its own special tokens (BOS).
+        return f"{super().sample_identity}|{self.chat_format.key}"
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Whether tokenizing a prompt adds the special tokens (BOS and the like): not when a chat
+        template has already written them into the text."""
+        return not self.chat_format.chat_template or adds_special_tokens(self.tokenizer)
+
     def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return render_chat(self.tokenizer, messages)
+        return render_chat(self.tokenizer, messages, self.chat_format)
 
 
 class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
     """Tokenizer and weights load on first use: a run served entirely from the cache (prompts
-    and samples) imports neither torch nor transformers."""
+    and samples) imports no transformers, and no torch unless --device auto and --dtype auto need
+    it to find the device (the precision is part of the cache keys)."""
 
     name = "hf"
 
     def __init__(
-        self, model: str | None, device: str = "auto", batch_size: int = 64, options: ModelOptions | None = None
+        self,
+        model: str | None,
+        device: str = "auto",
+        batch_size: int = 64,
+        options: ModelOptions | None = None,
+        chat_format: ChatFormat | None = None,
     ) -> None:
-        super().__init__(model, options)
+        super().__init__(model, options, chat_format)
         self._device = device
         self.batch_size = batch_size
         self._model: Any = None
@@ -75,17 +155,15 @@ class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
             self._model = load_weights(self.resolved, "causal_lm", self.device)
         return self._model
 
+    @property
+    def precision(self) -> str:
+        """The dtype the weights load in: the user's --dtype, else bfloat16 on a GPU and float32 on
+        a CPU (with --device auto, finding the device imports torch, not transformers)."""
+        options = self.resolved.options
+        return options.dtype if options.dtype != "auto" else dtype_for(self.device, "auto")
+
     def versions(self) -> dict[str, str]:
         return {"device": self._device if self._model is not None else "none (served from the cache)"}
-
-    @property
-    def precision(self) -> str | None:
-        """The loaded weights' dtype; before they load (a run served from the cache), the dtype
-        asked for, or None when it was left to the device ("auto")."""
-        if self._model is not None:
-            return dtype_name(self._model.dtype)
-        dtype = self.resolved.options.dtype
-        return None if dtype == "auto" else dtype
 
     def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
         """lm-eval's "hf" model on this model folder or hub id, device and dtype."""
@@ -135,7 +213,7 @@ class HFBackend(LocalModelBackend, LogitsBackend, LogLikelihoodBackend):
         from evalkit.backends.sampler import SeededSampler  # imports torch
 
         enc = self.tokenizer(
-            prompts, return_tensors="pt", padding=True, add_special_tokens=adds_special_tokens(self.tokenizer)
+            prompts, return_tensors="pt", padding=True, add_special_tokens=self.adds_special_tokens
         ).to(self.device)
         config = GenerationConfig(
             max_new_tokens=sampling.max_tokens,

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from evalkit.backends.base import Backend, GenerationFailed, PromptBatch, sample_seed
-from evalkit.config import BackendOptions, SamplingConfig
+from evalkit.config import BackendOptions, ChatFormat, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError, ModelError
 from evalkit.redaction import redact, redact_url
 
@@ -66,6 +66,18 @@ def request_body(api: str, model: str, prompt: str, sampling: SamplingConfig, n:
     return body
 
 
+def check_served_options(options: BackendOptions, model_options: ModelOptions, chat_format: ChatFormat) -> None:
+    """The server loads the model and, with the chat API, applies its chat template: the loading
+    options cannot reach it, and plain prompt text needs the completions API."""
+    if model_options != ModelOptions():
+        raise ConfigError(
+            "--dtype, --revision and --trust-remote-code do not apply to --backend openai: the server loads the "
+            "model (set them where it is started)"
+        )
+    if not chat_format.chat_template and options.api == "chat":
+        raise ConfigError("--no-chat-template with --backend openai needs --api completions (plain prompt text)")
+
+
 def choice_texts(api: str, payload: Any) -> list[str]:
     """The completions of a response, in choice order; malformed answers raise _Retryable."""
     try:
@@ -83,9 +95,16 @@ class OpenAIBackend(Backend):
     samples_depend_on_n = True  # a server seeds a request as a whole
     batch_invariant = True  # one request per prompt
 
-    def __init__(self, model: str | None, options: BackendOptions) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        options: BackendOptions,
+        model_options: ModelOptions | None = None,
+        chat_format: ChatFormat | None = None,
+    ) -> None:
         if not options.base_url:
             raise ConfigError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        check_served_options(options, model_options or ModelOptions(), chat_format or ChatFormat())
         import requests  # 0.1 s to import: only when this backend is used
 
         self._requests = requests
@@ -157,6 +176,10 @@ class OpenAIBackend(Backend):
     @property
     def model_name(self) -> str:
         return self._model
+
+    @property
+    def precision(self) -> str:
+        return "server"  # the server's own; its model card is in the fingerprint
 
     def render(self, messages: Sequence[dict[str, str]]) -> str:
         """Chat API: the messages themselves (the server applies the chat template). Completions

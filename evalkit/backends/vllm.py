@@ -32,8 +32,8 @@ from importlib import metadata
 from typing import Any
 
 from evalkit.backends.base import LogLikelihoodBackend, PromptBatch, sample_seed
-from evalkit.backends.hf import LocalModelBackend, adds_special_tokens
-from evalkit.config import BackendOptions, ModelOptions, SamplingConfig
+from evalkit.backends.hf import LocalModelBackend
+from evalkit.config import BackendOptions, ChatFormat, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, ModelError, PromptTooLong
 
 Request = tuple[list[int], dict[str, Any]]  # (prompt token ids, SamplingParams keyword arguments)
@@ -273,8 +273,14 @@ class DataParallelPool:
 class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
     name = "vllm"
 
-    def __init__(self, model: str | None, options: BackendOptions, model_options: ModelOptions | None = None) -> None:
-        super().__init__(model, model_options)
+    def __init__(
+        self,
+        model: str | None,
+        options: BackendOptions,
+        model_options: ModelOptions | None = None,
+        chat_format: ChatFormat | None = None,
+    ) -> None:
+        super().__init__(model, model_options, chat_format)
         self.options = options
         self._engine: Any = None
         self._pool: DataParallelPool | None = None
@@ -283,6 +289,10 @@ class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
     @property
     def samples_depend_on_n(self) -> bool:  # type: ignore[override]
         return samples_depend_on_n_in(installed_vllm_version(), os.environ.get("VLLM_USE_V1"))
+
+    @property
+    def precision(self) -> str:
+        return engine_dtype(self.resolved.options)
 
     def versions(self) -> dict[str, str]:
         try:
@@ -305,18 +315,18 @@ class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
         }
         if options.max_model_len is not None:
             args["max_model_len"] = options.max_model_len
+        if self.resolved.revision is not None:
+            args["revision"] = self.resolved.revision
+        if self.resolved.options.trust_remote_code:
+            args["trust_remote_code"] = True
         return "vllm", args
-
-    @property
-    def precision(self) -> str | None:
-        return engine_dtype(self.resolved.options)
 
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         # vLLM schedules a call's requests itself; the runner caches after each call.
         return 512 * self.options.data_parallel_size
 
     def build_requests(self, prompts: Sequence[str], sampling: SamplingConfig) -> list[Request]:
-        special = adds_special_tokens(self.tokenizer)
+        special = self.adds_special_tokens
         ids = self.tokenizer(list(prompts), add_special_tokens=special)["input_ids"]
         return [(list(i), sampling_params_kwargs(sampling, p)) for i, p in zip(ids, prompts)]
 

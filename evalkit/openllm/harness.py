@@ -199,8 +199,16 @@ class _DropCustomDatasetNotice(logging.Filter):
         return "Custom kwargs can be passed" not in record.getMessage()
 
 
-def evaluate(plan_: LmEvalPlan, model: tuple[str, dict[str, Any]], limit: int | None, seed: int) -> dict[str, Any]:
-    """lm_eval.simple_evaluate on the plan with the model (lm_eval_model), limit and seed; its raw output."""
+def evaluate(
+    plan_: LmEvalPlan,
+    model: tuple[str, dict[str, Any]],
+    limit: int | float | None,
+    seed: int,
+    system_instruction: str | None = None,
+) -> dict[str, Any]:
+    """lm_eval.simple_evaluate on the plan with the model (lm_eval_model), limit (a number of
+    documents, or below 1 a share of them), seed and system instruction (--system-prompt); its
+    raw output."""
     import lm_eval  # heavy: only for lm-eval tasks
 
     task_logger = logging.getLogger("lm_eval.api.task")
@@ -225,6 +233,7 @@ def evaluate(plan_: LmEvalPlan, model: tuple[str, dict[str, Any]], limit: int | 
                 tasks=plan_.tasks,
                 num_fewshot=plan_.num_fewshot,
                 limit=limit,
+                system_instruction=system_instruction,
                 log_samples=True,
                 task_manager=_task_manager(),
                 random_seed=seed,

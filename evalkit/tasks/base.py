@@ -54,6 +54,11 @@ class TaskSpec:
         names = (output.shown for metric in self.metrics for output in METRICS.get(metric).outputs)
         return tuple(dict.fromkeys(names))
 
+    def with_num_fewshot(self, shots: int) -> TaskSpec:
+        """The task with ``shots`` few-shot examples per prompt (``--num-fewshot``); a kind that
+        takes none refuses."""
+        raise ConfigError(f"task {self.name} takes no few-shot examples; leave out --num-fewshot or this task")
+
 
 @dataclass
 class TaskOutput:

@@ -38,7 +38,8 @@ class GenerateKind(TaskKind):
             raise ConfigError(f"bad sampling override: {exc}") from None
         if config.backend == "vllm":
             check_sampling(sampling, f"task {spec.name}")  # what vLLM would refuse, before any model loads
-        docs = load_documents(spec, config.data_dir, config.limit, answer_field=spec.answer_field)
+        docs = load_documents(spec, config.data_dir, answer_field=spec.answer_field)
+        docs = docs[: config.documents_limit(len(docs))]
         judges = build_judges(spec.name, spec.judges, config.judges, pool)
         for doc in docs[:1]:
             render_messages(spec, doc)  # a template/data mismatch fails now, not after generation
@@ -46,11 +47,16 @@ class GenerateKind(TaskKind):
 
 
 def with_run_options(specs: list[TaskSpec], config: RunConfig) -> list[TaskSpec]:
-    """The run's --prompt-style and --judge-rubric applied to its generating tasks."""
+    """The run's --prompt-style, --system-prompt / --no-system-prompt and --judge-rubric applied to
+    its generating tasks, and --num-fewshot to every task (a task that takes none refuses)."""
     if config.prompt_style is not None:
         if not any(isinstance(s, GenerateTaskSpec) and s.prompt_styles for s in specs):
             raise ConfigError(f"--prompt-style {config.prompt_style}: none of the tasks has prompt styles")
         specs = [_with_style(s, config.prompt_style) for s in specs]
+    if config.system_prompt is not None or config.no_system_prompt:
+        specs = [s.with_system(config.system_prompt) if isinstance(s, GenerateTaskSpec) else s for s in specs]
+    if config.num_fewshot is not None:
+        specs = [s.with_num_fewshot(config.num_fewshot) for s in specs]
     if config.judges.rubrics:
         specs = [with_rubrics(s, config.judges.rubrics) if isinstance(s, GenerateTaskSpec) else s for s in specs]
     return specs
@@ -130,6 +136,7 @@ class GenerateTask(PreparedTask):
             prompt_style=self.spec.prompt_style,
             judges={j.kind: j.setting for j in self.judges},
             judgments=summaries,
+            details={"num_fewshot": self.spec.num_fewshot} if self.spec.fewshot else {},
         )
         return TaskOutput(result, self._document_rows(scored), self._sample_rows(prompts, completions, scored.samples))
 

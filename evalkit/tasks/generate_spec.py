@@ -7,6 +7,10 @@ sampling: {n: 4, temperature: 1.0, max_tokens: 96}
 metrics: [ngram_diversity, self_bleu]    # evalkit.metrics.METRICS
 answer_field: answer                     # for metrics that check answers
 judges: {reward_model: {...}}            # evalkit.judges.JUDGES, run before the metrics
+fewshot:                                 # optional: worked examples, taken by --num-fewshot
+  examples: [{question: ..., answer: ...}]
+  answer: "{{ answer }}"                 # the assistant turn of an example
+  default: 0                             # examples per prompt without --num-fewshot
 ```
 """
 
@@ -24,10 +28,21 @@ from evalkit.registry import unknown_name
 from evalkit.tasks.base import TaskSpec, mapping, reject_unknown
 from evalkit.templates import check_template, render
 
-GENERATE_FIELDS = frozenset({"data", "prompt", "sampling", "metrics", "answer_field", "judges"})
+GENERATE_FIELDS = frozenset({"data", "prompt", "sampling", "metrics", "answer_field", "judges", "fewshot"})
+_FEWSHOT_FIELDS = {"examples", "answer", "default"}
 _DATA_FIELDS = {"path", "package", "local", "hub", "subset", "split", "filter", "fields"}
 _PROMPT_FIELDS = {"template", "system", "styles", "style"}
 _STYLE_FIELDS = {"template", "system"}
+
+
+@dataclass(frozen=True)
+class FewShot:
+    """A task's worked examples: each becomes a user turn (the task's prompt template on the
+    example) and an assistant turn (``answer`` on the example), in file order, before the document."""
+
+    examples: tuple[dict[str, Any], ...]
+    answer: str  # Jinja template of the assistant turn
+    default: int = 0  # examples per prompt when the run does not say (--num-fewshot)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,10 +58,30 @@ class GenerateTaskSpec(TaskSpec):
     prompt_style: str | None = None
     # Model-backed scorers run between generation and metrics: judge name -> options (evalkit.judges).
     judges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fewshot: FewShot | None = None
+    num_fewshot: int = 0  # examples of ``fewshot`` put before each document
 
     @property
     def samples_per_document(self) -> int:
         return self.sampling.n
+
+    def with_num_fewshot(self, shots: int) -> GenerateTaskSpec:
+        if self.fewshot is None:
+            raise ConfigError(
+                f"task {self.name} declares no few-shot examples: --num-fewshot applies to lm_eval tasks and to "
+                "tasks with a 'fewshot' section"
+            )
+        if shots > len(self.fewshot.examples):
+            raise ConfigError(
+                f"task {self.name} has {len(self.fewshot.examples)} few-shot examples; "
+                f"--num-fewshot {shots} asks for more"
+            )
+        return dataclasses.replace(self, num_fewshot=shots)
+
+    def with_system(self, system: str | None) -> GenerateTaskSpec:
+        """Every prompt style with this system turn (None: none)."""
+        styles = {k: dataclasses.replace(v, system=system) for k, v in self.prompt_styles.items()}
+        return dataclasses.replace(self, prompt=dataclasses.replace(self.prompt, system=system), prompt_styles=styles)
 
     def with_prompt_style(self, style: str) -> GenerateTaskSpec:
         if style not in self.prompt_styles:
@@ -92,6 +127,7 @@ def parse_generate_task(where: str, raw: dict[str, Any], common: dict[str, Any])
         if missing:
             raise ConfigError(f"{where}: metric '{metric}' needs the judge(s) {missing} under 'judges'")
 
+    fewshot = _fewshot(where, raw.get("fewshot"))
     return GenerateTaskSpec(
         **common,
         data=DataSource(**data),
@@ -102,7 +138,25 @@ def parse_generate_task(where: str, raw: dict[str, Any], common: dict[str, Any])
         metrics=tuple(metrics),
         answer_field=raw.get("answer_field"),
         judges=judges,
+        fewshot=fewshot,
+        num_fewshot=fewshot.default if fewshot else 0,
     )
+
+
+def _fewshot(where: str, raw: Any) -> FewShot | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: fewshot must be a mapping with examples and answer")
+    reject_unknown(f"{where} fewshot", raw, _FEWSHOT_FIELDS)
+    examples = raw.get("examples")
+    if not isinstance(examples, list) or not examples or not all(isinstance(e, dict) for e in examples):
+        raise ConfigError(f"{where}: fewshot.examples must be a non-empty list of mappings (fields of a document)")
+    answer = check_template(where, raw.get("answer"), "fewshot.answer")
+    default = raw.get("default", 0)
+    if isinstance(default, bool) or not isinstance(default, int) or not 0 <= default <= len(examples):
+        raise ConfigError(f"{where}: fewshot.default must be an integer from 0 to {len(examples)}")
+    return FewShot(tuple(examples), answer, default)
 
 
 def _judges(where: str, raw: Any) -> dict[str, dict[str, Any]]:
@@ -141,9 +195,14 @@ def _prompt_styles(where: str, prompt: dict[str, Any]) -> dict[str, PromptSpec]:
 
 
 def render_messages(spec: GenerateTaskSpec, doc: dict[str, Any]) -> list[dict[str, str]]:
-    """The chat messages for one document (system turn first when the task has one)."""
-    user = render(spec.prompt.template, doc, f"task {spec.name}: prompt template uses a field the data lacks")
-    messages = [{"role": "user", "content": user}]
-    if spec.prompt.system:
-        messages.insert(0, {"role": "system", "content": spec.prompt.system})
+    """The chat messages for one document: the system turn when the task has one, a user and an
+    assistant turn per few-shot example, the document's user turn."""
+    where = f"task {spec.name}: prompt template"
+    messages = [{"role": "system", "content": spec.prompt.system}] if spec.prompt.system else []
+    if spec.fewshot is not None:
+        for example in spec.fewshot.examples[: spec.num_fewshot]:
+            messages.append({"role": "user", "content": render(spec.prompt.template, example, f"{where} (few-shot)")})
+            answer = render(spec.fewshot.answer, example, f"task {spec.name}: fewshot.answer")
+            messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": render(spec.prompt.template, doc, where)})
     return messages

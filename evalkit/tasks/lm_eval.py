@@ -9,6 +9,7 @@ lm_eval: {task: arc_challenge, num_fewshot: 25, local: arc}   # see LmEvalOption
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -39,6 +40,9 @@ class LmEvalTaskSpec(TaskSpec):
         """lm-eval's names for what it reports, as the task file keeps them (``lm_eval.metrics``);
         empty when the file keeps all that lm-eval reports."""
         return self.lm_eval.metrics
+
+    def with_num_fewshot(self, shots: int) -> LmEvalTaskSpec:
+        return dataclasses.replace(self, lm_eval=dataclasses.replace(self.lm_eval, num_fewshot=shots))
 
 
 @register_kind
@@ -72,12 +76,14 @@ class LmEvalTask(PreparedTask):
     def run(self, context: RunContext) -> TaskOutput:
         config, opts = context.config, self.spec.lm_eval
         model = lm_eval_model(context.backend, config.batch_size, config.seed)
-        raw = evaluate(self.plan, model, config.limit, config.seed)
+        # lm-eval reads a limit below 1 as a share of the documents, rounded up, as evalkit does.
+        raw = evaluate(self.plan, model, config.limit, config.seed, system_instruction=config.system_prompt)
         result = task_entry(raw, opts.metrics, group=opts.task)
         result.details["lm_eval"] = {
             "version": lm_eval_version(),
             "task": opts.task,
             "num_fewshot": opts.num_fewshot,
+            "system_instruction": config.system_prompt,
             "data": self.plan.source,
             "model": model[0],
             "model_args": model[1],

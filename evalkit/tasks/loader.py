@@ -47,13 +47,25 @@ def load_task_file(path: Path) -> TaskSpec:
     return kind.parse(where, raw, common)
 
 
-def task_registry(*extra_dirs: Path) -> Registry[TaskSpec]:
-    """Tasks from the shipped tasks folder (and any extra folders): one YAML file per task."""
+def task_registry(*extra_dirs: Path, override: bool = False) -> Registry[TaskSpec]:
+    """Tasks from the shipped tasks folder (and any extra folders): one YAML file per task. A file
+    in an extra folder named like a task already found (shipped, or in an earlier folder) is an
+    error naming both files, unless ``override`` (``--override-tasks``): then the later file wins."""
     registry: Registry[TaskSpec] = Registry("task")
+    found: dict[str, Path] = {}
     for folder in (tasks_dir(), *extra_dirs):
         if not folder.is_dir():
             raise ConfigError(f"task folder not found: {folder}")
         for path in sorted(folder.glob("*.yaml")):
+            earlier = found.get(path.stem)
+            if earlier is not None and earlier.resolve() != path.resolve():
+                if not override:
+                    raise ConfigError(
+                        f"task file {path} has the name of task '{path.stem}' in {earlier}: rename it, or pass "
+                        "--override-tasks to run it instead"
+                    )
+                registry.remove(path.stem)
+            found[path.stem] = path
             registry.add_lazy(path.stem, lambda p=path: load_task_file(p))
     return registry
 

@@ -54,7 +54,7 @@ class PerplexityKind(TaskKind):
         records = load_documents(spec, config.data_dir)
         if spec.perplexity.last is not None:
             records = records[-spec.perplexity.last :]
-        records = records[: config.limit] if config.limit is not None else records
+        records = records[: config.documents_limit(len(records))]
         for record in records[:1]:
             to_messages(record)  # an unrecognised format fails now, before the model loads
         return PerplexityTask(spec, records)
