@@ -118,3 +118,39 @@ def test_tofu_weight_at_a_certain_token_is_its_limit():
     logits[0, 5:].scatter_(-1, labels[0, 6:, None], 200.0)  # p_y rounds to 1 in float32
     value, grad = _grad(tofu_loss, logits, labels, gamma=0.5)
     assert torch.isfinite(value) and torch.isfinite(grad).all()
+
+
+def test_defaults_are_the_documented_ones_and_bad_arguments_fail():
+    """docs/training.md's defaults (GEM beta 0.7, TOFU beta 0.8 gamma 3, focal gamma 2, entropy
+    lambda 0.1), each against the reference formula with the value written out."""
+    from tests.reference_losses import ce_entropy_direct, focal_direct
+
+    logits, labels = _batch(11)
+    pairs = [
+        (gem_loss, listing1_gem_loss, {"beta": 0.7, "h": "logsigmoid"}, {"h": "logsigmoid"}),
+        (tofu_loss, tofu_direct, {"beta": 0.8, "gamma": 3.0}, {}),
+        (focal_loss, focal_direct, {"gamma": 2.0}, {}),
+        (ce_entropy_loss, ce_entropy_direct, {"lam": 0.1}, {}),
+    ]
+    for ours, reference, written, default in pairs:
+        h = {"h": "log_sigmoid"} if ours is gem_loss else {}
+        expected = reference(logits, labels, **{**written, **h})
+        assert ours(logits, labels, **default).item() == pytest.approx(expected.item(), abs=1e-5), ours.__name__
+    assert gem_loss(logits, labels).item() == pytest.approx(tempered_ce(logits, labels, beta=0.7).item(), abs=1e-5)
+    for bad in (
+        {"beta": 0.0},
+        {"beta": -1.0},
+        {"gamma": -0.5},
+        {"beta": 0.0, "gamma": 1.0},
+        {"beta": 1.0, "gamma": -1},
+    ):
+        with pytest.raises(ValueError, match="need beta > 0 and gamma >= 0"):
+            tofu_loss(logits, labels, **bad)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        gem_loss(logits, labels, beta=0.0)
+    tofu_loss(logits, labels, beta=1.0, gamma=0.0)  # the boundary values are allowed
+    for bad_labels in (labels[:, :-1], labels[:1], labels[..., None]):  # T, B, or rank differ
+        with pytest.raises(ValueError, match="expected logits"):
+            ce_loss(logits, bad_labels)
+    with pytest.raises(ValueError, match="expected logits"):
+        ce_loss(logits[..., None], labels)  # [B, T, V, 1]: the labels fit, the rank does not
