@@ -134,6 +134,7 @@ class Mutant:
     module: str
     index: int  # the index-th mutation point of the module, in AST walk order
     line: int
+    col: int
     change: str
     source: str  # the original line
     status: str = ""  # killed | timeout | survived | error
@@ -194,7 +195,7 @@ def mutants(module: str) -> list[Mutant]:
     text = (REPO / module).read_text()
     lines = text.splitlines()
     return [
-        Mutant(module, i, node.lineno, change, lines[node.lineno - 1].strip())
+        Mutant(module, i, node.lineno, node.col_offset, change, lines[node.lineno - 1].strip())
         for i, (node, change, _) in enumerate(_points(ast.parse(text)))
     ]
 
@@ -243,6 +244,27 @@ class _MutantLoader(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         exec(self.code, module.__dict__)
+
+
+def _warm_up() -> None:
+    """Load what the tests load slowly on first use, once, before any fork: the heavy libraries,
+    math-verify's parser, lm-eval's IFEval checkers (none of them a mutated module)."""
+    for name in HEAVY:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    try:
+        from math_verify import parse, verify
+
+        verify(parse("\\boxed{1/2}"), parse("\\boxed{0.5}"))
+        from evalkit.nltk_data import ensure_punkt
+
+        ensure_punkt()
+        import langdetect  # noqa: F401
+        from lm_eval.tasks.ifeval import utils  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _module_name(module: str) -> str:
@@ -317,14 +339,10 @@ def main() -> int:
     if args.list:
         for m, rows in todo.items():
             for row in rows:
-                print(f"{m}:{row.line} #{row.index} {row.change}    {row.source}")
+                print(f"{m}:{row.line}:{row.col} #{row.index} {row.change}    {row.source}")
         print(sum(map(len, todo.values())), "mutants")
         return 0
-    for name in HEAVY:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
+    _warm_up()
     results: list[Mutant] = []
     for module, rows in todo.items():
         tests = MODULES[module]
@@ -343,7 +361,7 @@ def main() -> int:
             else:
                 row.status, row.seconds = run_one(module, row.index, tests, timeout)
                 if row.status != "killed":
-                    print(f"  {row.status}: {module}:{row.line} {row.change}    {row.source}", flush=True)
+                    print(f"  {row.status}: {module}:{row.line}:{row.col} {row.change}    {row.source}", flush=True)
             results.append(row)
         _write(args.results, results)
     _write(args.results, results)
