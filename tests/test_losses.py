@@ -154,3 +154,40 @@ def test_defaults_are_the_documented_ones_and_bad_arguments_fail():
             ce_loss(logits, bad_labels)
     with pytest.raises(ValueError, match="expected logits"):
         ce_loss(logits[..., None], labels)  # [B, T, V, 1]: the labels fit, the rank does not
+
+
+def test_inputs_untouched_non_contiguous_logits_and_a_single_scored_token():
+    """The caller's logits are never changed in place; a non-contiguous view gives the same loss
+    and gradient; with one scored token the loss is that token's value (no division by 2)."""
+    logits, labels = _batch(12)
+    for fn, kw in [(gem_loss, {"beta": 0.5}), (gem_loss, {"beta": 2.0}), (tofu_loss, {"beta": 0.6, "gamma": 2.0})]:
+        before = logits.clone()
+        value, grad = _grad(fn, logits, labels, **kw)
+        x = logits.clone().requires_grad_(True)
+        fn(x, labels, **kw).backward()
+        assert torch.equal(x.detach(), before), fn.__name__  # not divided by beta in place
+        wide = torch.cat([logits, torch.zeros_like(logits)], dim=-1)[..., : logits.shape[-1]]
+        assert not wide.is_contiguous()
+        other_value, other_grad = _grad(fn, wide, labels, **kw)
+        assert other_value.item() == pytest.approx(value.item(), abs=1e-6)
+        assert torch.allclose(other_grad, grad, atol=1e-7)
+    for beta in (0.5, 1.0, 2.0):
+        assert gem_loss(logits, labels, beta=beta).item() == pytest.approx(
+            tempered_ce(logits, labels, beta=beta).item(), abs=1e-5
+        )
+        _, ours = _grad(gem_loss, logits, labels, beta=beta)
+        _, reference = _grad(listing1_gem_loss, logits, labels, beta=beta)
+        assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
+    one = torch.full_like(labels, -100)
+    one[1, 4] = labels[1, 4]  # only position 3 of row 1 is scored
+    z = logits[1, 3]
+    log_p = torch.log_softmax(z, -1)
+    assert ce_loss(logits, one).item() == pytest.approx(-log_p[labels[1, 4]].item(), abs=1e-5)
+    value, grad = _grad(gem_loss, logits, one, beta=0.5)
+    assert value.item() == pytest.approx(0.5 * -torch.log_softmax(z / 0.5, -1)[labels[1, 4]].item(), abs=1e-5)
+    expected_grad = torch.softmax(z / 0.5, -1) - F.one_hot(labels[1, 4], logits.shape[-1]).float()
+    assert torch.allclose(grad[1, 3], expected_grad, atol=1e-6)
+    grad[1, 3] = 0
+    assert not grad.any()  # no other position gets a gradient
+    entropy = -(log_p.exp() * log_p).sum()
+    assert token_entropy(logits, one) == pytest.approx(entropy.item(), abs=1e-5)
