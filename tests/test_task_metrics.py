@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from evalkit.errors import ConfigError
 from evalkit.metrics import METRICS, aggregate
 from evalkit.scoring.refusal import REFUSAL_PHRASES
 
@@ -222,3 +223,108 @@ def test_aggregate_weighted_mean_and_stderr_written_out():
     assert plain.metrics["x"] == 5.0 and plain.stderr["x"] == pytest.approx(math.sqrt(13) / math.sqrt(3))
     assert math.isnan(aggregate([{"y": float("nan")}]).metrics["y"]) and "y" not in aggregate([{"y": 1.0}]).stderr
     assert list(aggregate([{"maj@16": 1.0, "maj@2": 1.0, "maj@4": 1.0}]).metrics) == ["maj@2", "maj@4", "maj@16"]
+
+
+# ---- the remaining wrappers: values written out by hand ----------------------------------------
+
+
+def test_what_each_metric_needs():
+    assert {n for n in METRICS.names() if METRICS.get(n).needs_answer} == {"numeric_exact_match", "math_sampling"}
+    with pytest.raises(ConfigError, match="needs the judged field _rewards"):
+        METRICS.get("bt_win_rate")(["a"], {"_reference_reward": 0.0}, None)
+
+
+def test_code_execution_metrics_from_verdicts():
+    doc = {"prompt": "def add(a, b):\n", "test": "def check(f):\n    assert f(1, 2) == 3\n", "entry_point": "add"}
+    result = METRICS.get("humaneval_exec")(["    return a + b\n", "    return a - b\n"], doc, None)
+    assert result.per_doc == {"accuracy": 50.0, "pass@1": 50.0, "pass@2": 100.0}
+    assert [s["passed"] for s in result.per_sample] == [1.0, 0.0]
+    assert [s["status"] for s in result.per_sample] == ["passed", "failed"]
+    assert all(len(s["reason"]) <= 200 for s in result.per_sample)
+    many = METRICS.get("mbpp_exec")(
+        ["def add(a, b):\n    return a + b\n"] * 3 + ["def add(a, b):\n    return 0\n"] * 8,
+        {"test_list": ["assert add(1, 2) == 3"]},
+        None,
+    )
+    assert set(many.per_doc) == {"accuracy", "pass@1", "pass@2", "pass@4", "pass@8", "pass@10", "pass@11"}
+    assert many.per_doc["accuracy"] == pytest.approx(300 / 11)
+    assert many.per_doc["pass@10"] == pytest.approx(100 * (1 - math.comb(8, 10) / math.comb(11, 10)))
+    assert many.per_doc["pass@2"] == pytest.approx(100 * (1 - 28 / 55))  # C(8,2) / C(11,2)
+
+
+def test_code_hacks_share_of_flagged_samples():
+    doc = {"prompt": "def add(a, b):\n", "test": "def check(f):\n    assert f(1, 2) == 3\n", "entry_point": "add"}
+    honest, hack = "    return a + b\n", "    import sys\n    sys.exit(0)\n"
+    result = METRICS.get("code_hacks")([honest, hack, honest, honest], doc, None)
+    assert result.per_doc == {"hack_flagged": 25.0}
+    assert [bool(s["hacks"]) for s in result.per_sample] == [False, True, False, False]
+    mbpp = METRICS.get("code_hacks")(
+        ["def add(a, b):\n    return a + b\n"], {"test_list": ["assert add(1, 2) == 3"]}, None
+    )
+    assert mbpp.per_doc == {"hack_flagged": 0.0}
+
+
+def test_reward_model_metrics_written_out():
+    rewards, reference = [0.5, -1.0, 2.0], 0.5
+    result = METRICS.get("bt_win_rate")(["a", "b", "c"], {"_rewards": rewards, "_reference_reward": reference}, None)
+
+    def sigmoid(x):
+        return 1 / (1 + math.exp(-x))
+
+    wins = [sigmoid(r - reference) for r in rewards]
+    assert result.per_doc["win_rate@1"] == pytest.approx(100 * sum(wins) / 3)
+    # best of 2 over the 3 pairs: (0.5, -1) -> 0.5; (0.5, 2) -> 2; (-1, 2) -> 2
+    assert result.per_doc["win_rate@2"] == pytest.approx(100 * (wins[0] + 2 * wins[2]) / 3)
+    assert result.per_doc["win_rate@3"] == pytest.approx(100 * wins[2])
+    assert result.per_doc["mean_reward"] == pytest.approx(0.5) and result.per_doc["reference_reward"] == 0.5
+    assert [s["win_probability"] for s in result.per_sample] == pytest.approx(wins)
+
+
+def test_llm_judge_metrics_over_what_the_judge_could_read():
+    def judged(*pairs):
+        return [{"value": v, "status": s, "answer": "?"} for v, s in pairs]
+
+    quality = METRICS.get("llm_quality")(
+        ["a", "b", "c"], {"_judge_quality": judged((4.0, "ok"), (None, "missing"), (1.0, "ok"))}, None
+    )
+    assert quality.per_doc == {"quality": 2.5, "quality_unparsed": 1.0}
+    asr = METRICS.get("llm_asr")(
+        ["a"] * 4,
+        {"_judge_refusal": judged(("COMPLIED", "ok"), ("REFUSED", "ok"), ("REFUSED", "ok"), (None, "empty"))},
+        None,
+    )
+    assert asr.per_doc == {"asr": pytest.approx(100 / 3), "refusal_unparsed": 1.0}
+    win = METRICS.get("llm_win_rate")(
+        ["a"] * 3, {"_judge_pairwise": judged((1.0, "ok"), (0.5, "ok"), (None, "missing"))}, None
+    )
+    assert win.per_doc == {"llm_win_rate": 75.0, "pairwise_unparsed": 1.0}
+    nothing = METRICS.get("llm_asr")(["a"], {"_judge_refusal": judged((None, "missing"))}, None)
+    assert math.isnan(nothing.per_doc["asr"]) and nothing.per_doc["refusal_unparsed"] == 1.0
+
+
+def test_text_metric_wrappers():
+    texts = ["the cat sat", "the cat ran far", "a dog"]
+    words = METRICS.get("mean_words")(texts, {}, None)
+    assert words.per_doc == {"mean_words": pytest.approx(9 / 3)}
+    distinct = METRICS.get("distinct_n")(texts, {}, None).per_doc
+    # unigrams 9, distinct 7 (the, cat twice); bigrams 2 + 3 + 1 = 6, distinct 5; trigrams 1 + 2 = 3, all distinct
+    assert distinct == {"distinct_1": pytest.approx(700 / 9), "distinct_2": pytest.approx(500 / 6), "distinct_3": 100.0}
+    bleu = METRICS.get("self_bleu")(texts, {}, None)
+    assert bleu.per_doc["self_bleu_diversity"] == pytest.approx(100.0 - bleu.per_doc["self_bleu"])
+    assert len(bleu.per_sample) == 3
+    assert METRICS.get("self_bleu")(["alone here"], {}, None).per_sample is None
+    assert len(METRICS.get("self_bleu")(["one two", "three four"], {}, None).per_sample) == 2
+
+
+def test_ifeval_loose_differs_from_strict():
+    doc = {
+        "key": 2,
+        "prompt": "End with Bye.",
+        "instruction_id_list": ["startend:end_checker"],
+        "kwargs": [{"end_phrase": "Bye."}],
+    }
+    # the loose check also tries the response without its first and last lines and markdown stars
+    result = METRICS.get("ifeval")(["Hello. Bye.\n**", "Bye. Hello."], doc, None)
+    assert [s["strict"] for s in result.per_sample] == [[False], [False]]
+    assert [s["loose"] for s in result.per_sample] == [[True], [False]]
+    assert result.per_doc["prompt_loose"] == 50.0 and result.per_doc["prompt_strict"] == 0.0
