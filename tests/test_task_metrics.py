@@ -328,3 +328,26 @@ def test_ifeval_loose_differs_from_strict():
     assert [s["strict"] for s in result.per_sample] == [[False], [False]]
     assert [s["loose"] for s in result.per_sample] == [[True], [False]]
     assert result.per_doc["prompt_loose"] == 50.0 and result.per_doc["prompt_strict"] == 0.0
+
+
+def test_code_pass_at_k_keys_up_to_100_samples(monkeypatch):
+    """With 120 samples the curve holds code's fixed k = 1, 10, 100 beside the powers of two and n;
+    the sandbox is replaced by fixed verdicts (it is not what this checks), reasons cut at 200."""
+    from types import SimpleNamespace
+
+    from evalkit.metrics import task_metrics
+
+    def fake_execute_many(programs):
+        return [
+            SimpleNamespace(passed=i % 4 == 0, status="passed" if i % 4 == 0 else "failed", reason="x" * 300)
+            for i in range(len(programs))
+        ]
+
+    monkeypatch.setattr(task_metrics, "execute_many", fake_execute_many)
+    doc = {"prompt": "def f():\n", "test": "def check(f):\n    pass\n", "entry_point": "f"}
+    result = METRICS.get("humaneval_exec")(["    return 1\n"] * 120, doc, None)
+    ks = [1, 2, 4, 8, 10, 16, 32, 64, 100, 120]
+    assert list(result.per_doc) == ["accuracy", *(f"pass@{k}" for k in ks)]
+    for k in ks:
+        assert result.per_doc[f"pass@{k}"] == pytest.approx(100 * (1 - math.comb(90, k) / math.comb(120, k)))
+    assert result.per_doc["accuracy"] == 25.0 and {len(s["reason"]) for s in result.per_sample} == {200}
