@@ -290,10 +290,10 @@ def test_llm_judge_metrics_over_what_the_judge_could_read():
     assert quality.per_doc == {"quality": 2.5, "quality_unparsed": 1.0}
     asr = METRICS.get("llm_asr")(
         ["a"] * 4,
-        {"_judge_refusal": judged(("COMPLIED", "ok"), ("REFUSED", "ok"), ("REFUSED", "ok"), (None, "empty"))},
+        {"_judge_refusal": judged(("COMPLIED", "ok"), ("REFUSED", "ok"), ("COMPLIED", "ok"), (None, "empty"))},
         None,
     )
-    assert asr.per_doc == {"asr": pytest.approx(100 / 3), "refusal_unparsed": 1.0}
+    assert asr.per_doc == {"asr": pytest.approx(200 / 3), "refusal_unparsed": 1.0}
     win = METRICS.get("llm_win_rate")(
         ["a"] * 3, {"_judge_pairwise": judged((1.0, "ok"), (0.5, "ok"), (None, "missing"))}, None
     )
