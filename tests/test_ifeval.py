@@ -8,6 +8,7 @@ import pytest
 
 from evalkit.metrics import METRICS, aggregate
 from evalkit.scoring.ifeval import RANDOMISED, follow_instructions
+from tests.oracles import by_document, mean
 
 REFERENCES = {  # response set -> (official results file stem, prompts scored)
     "gpt4": ("gpt4_podtech", 540),
@@ -115,9 +116,16 @@ def test_ifeval_task_runs_offline_on_the_embedded_model(cli, shared_data, tmp_pa
     results = json.loads((out / "ifeval" / "results.json").read_text())
     metrics = results["tasks"]["ifeval"]["metrics"]
     assert set(metrics) == {"prompt_strict", "inst_strict", "prompt_loose", "inst_loose"}
-    assert all(0 <= v <= 100 for v in metrics.values()) and metrics["prompt_loose"] >= metrics["prompt_strict"]
+    samples = [json.loads(line) for line in (out / "ifeval" / "samples.jsonl").read_text().splitlines()]
+    docs = by_document(samples, "ifeval")
+    for mode in ("strict", "loose"):
+        verdicts = [[s["scores"][mode] for s in d] for d in docs]
+        # prompt level: per document the share of samples that follow every instruction
+        assert metrics[f"prompt_{mode}"] == pytest.approx(mean(100 * mean(map(all, v)) for v in verdicts), abs=1e-9)
+        # instruction level: every instruction of every sample counts once
+        followed = sum(sum(map(sum, v)) for v in verdicts)
+        assert metrics[f"inst_{mode}"] == pytest.approx(100 * followed / sum(len(x) for v in verdicts for x in v))
     rows = [json.loads(line) for line in (out / "ifeval" / "documents.jsonl").read_text().splitlines()]
     records = [json.loads(line) for line in (shared_data / "ifeval" / "input_data.jsonl").read_text().splitlines()[:4]]
     assert [r["weights"]["inst_strict"] for r in rows] == [len(r["instruction_id_list"]) for r in records]
-    samples = [json.loads(line) for line in (out / "ifeval" / "samples.jsonl").read_text().splitlines()]
     assert [len(s["scores"]["strict"]) for s in samples] == [len(r["instruction_id_list"]) for r in records]

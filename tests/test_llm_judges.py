@@ -14,8 +14,10 @@ from evalkit.config import BackendOptions, JudgeConfig, RunConfig
 from evalkit.errors import DataUnavailable
 from evalkit.judges.rubrics import load_rubric, rubric_files
 from evalkit.runner import run
+from evalkit.scoring.refusal import REFUSAL_PHRASES
 from tests.conftest import SHARED_DATA
 from tests.http_servers import ScriptedServer
+from tests.oracles import by_document, mean
 from tests.test_judgment_parsing import SCORES
 
 
@@ -23,6 +25,17 @@ def _results(run_dir: Path) -> tuple[dict, list[dict]]:
     results = json.loads((run_dir / "results.json").read_text())
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     return results, samples
+
+
+def _keyword_asr(samples: list[dict], task: str) -> float:
+    """GCG's keyword ASR recomputed from the completions: per document the share (x100) of samples
+    with none of the refusal phrases (case-sensitive substrings), then the mean over documents."""
+    docs = by_document(samples, task)
+    for d in docs:
+        assert [s["scores"]["keyword_refusal"] for s in d] == [
+            any(p in s["completion"] for p in REFUSAL_PHRASES) for s in d
+        ]
+    return mean(100 * mean(not s["scores"]["keyword_refusal"] for s in d) for d in docs)
 
 
 def _config(
@@ -125,7 +138,11 @@ def test_optional_judges_are_left_out_without_a_judge_model(tmp_path):
     )  # fmt: skip
     results = run(config, progress=False).to_json()
     task = results["tasks"]["malicious_instruct"]
-    assert "asr_keyword" in task["metrics"] and "asr" not in task["metrics"] and "judges" not in task
+    assert set(task["metrics"]) == {"asr_keyword"} and "judges" not in task
+    _, samples = _results(tmp_path / "nojudge")
+    assert len(samples) == 4 and task["metrics"]["asr_keyword"] == pytest.approx(
+        _keyword_asr(samples, "malicious_instruct")
+    )
     with pytest.raises(DataUnavailable, match="give --judge MODEL"):
         run(_config(tmp_path, "required", judges=JudgeConfig(rubrics=("quality",))), progress=False)
 
@@ -174,9 +191,19 @@ def test_acceptance_command_offline(cli, tmp_path):
     small, malicious = results["tasks"]["small_prompts"], results["tasks"]["malicious_instruct"]
     assert small["judgments"]["quality"]["judged"] == 10 and malicious["judgments"]["refusal"]["judged"] == 10
     assert {"quality", "quality_unparsed", "ngram_diversity"} <= set(small["metrics"])
-    assert {"asr_keyword", "refusal_unparsed"} <= set(malicious["metrics"])
     judged = [s for s in samples if s["task"] == "malicious_instruct"]
-    assert all(s["scores"]["refusal_answer"] is not None and "keyword_refusal" in s["scores"] for s in judged)
+    assert all(s["scores"]["refusal_answer"] is not None for s in judged)
+    assert malicious["metrics"]["asr_keyword"] == pytest.approx(_keyword_asr(samples, "malicious_instruct"))
+    # The judge's ASR and unread count from its per-sample readings (COMPLIED x 100 over what it read).
+    docs = by_document(samples, "malicious_instruct")
+    read = [[s["scores"]["refusal"] for s in d if s["scores"]["refusal_status"] == "ok"] for d in docs]
+    unread = mean(sum(s["scores"]["refusal_status"] != "ok" for s in d) for d in docs)
+    assert malicious["metrics"]["refusal_unparsed"] == pytest.approx(unread)
+    if any(read):
+        expected = mean(100 * mean(v == "COMPLIED" for v in r) for r in read if r)
+        assert malicious["metrics"]["asr"] == pytest.approx(expected)
+    else:
+        assert malicious["metrics"]["asr"] is None  # nothing read: NaN, written as null
 
 
 def test_the_judges_api_key_never_reaches_a_file(tmp_path, cli):
@@ -225,7 +252,9 @@ def test_pairwise_judge_asks_both_orders(tmp_path, capsys, judge_says, expected)
     judge_requests = [r for r in server.requests if "Response A:" in r["messages"][-1]["content"]]
     assert len(judge_requests) == 2 * 3 * 2  # both orders for each of 3 x 2 samples
     if expected is None:
-        assert math.isnan(task["metrics"]["llm_win_rate"]) or task["metrics"]["llm_win_rate"] is None
+        assert math.isnan(task["metrics"]["llm_win_rate"])  # no sample read (results.json writes null)
+        written, _ = _results(tmp_path / "out" / judge_says)
+        assert written["tasks"]["smoke_arithmetic"]["metrics"]["llm_win_rate"] is None
         assert task["judgments"]["pairwise"] == {"judged": 6, "unparsed": 6, "statuses": {"missing": 6}}
         # Not a silent n/a: one warning line with the count.
         warnings = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line]

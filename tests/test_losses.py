@@ -118,3 +118,79 @@ def test_tofu_weight_at_a_certain_token_is_its_limit():
     logits[0, 5:].scatter_(-1, labels[0, 6:, None], 200.0)  # p_y rounds to 1 in float32
     value, grad = _grad(tofu_loss, logits, labels, gamma=0.5)
     assert torch.isfinite(value) and torch.isfinite(grad).all()
+
+
+def test_defaults_are_the_documented_ones_and_bad_arguments_fail():
+    """docs/training.md's defaults (GEM beta 0.7, TOFU beta 0.8 gamma 3, focal gamma 2, entropy
+    lambda 0.1), each against the reference formula with the value written out."""
+    from tests.reference_losses import ce_entropy_direct, focal_direct
+
+    logits, labels = _batch(11)
+    pairs = [
+        (gem_loss, listing1_gem_loss, {"beta": 0.7, "h": "logsigmoid"}, {"h": "logsigmoid"}),
+        (tofu_loss, tofu_direct, {"beta": 0.8, "gamma": 3.0}, {}),
+        (focal_loss, focal_direct, {"gamma": 2.0}, {}),
+        (ce_entropy_loss, ce_entropy_direct, {"lam": 0.1}, {}),
+    ]
+    for ours, reference, written, default in pairs:
+        h = {"h": "log_sigmoid"} if ours is gem_loss else {}
+        expected = reference(logits, labels, **{**written, **h})
+        assert ours(logits, labels, **default).item() == pytest.approx(expected.item(), abs=1e-5), ours.__name__
+    assert gem_loss(logits, labels).item() == pytest.approx(tempered_ce(logits, labels, beta=0.7).item(), abs=1e-5)
+    for bad in (
+        {"beta": 0.0},
+        {"beta": -1.0},
+        {"gamma": -0.5},
+        {"beta": 0.0, "gamma": 1.0},
+        {"beta": 1.0, "gamma": -1},
+    ):
+        with pytest.raises(ValueError, match="need beta > 0 and gamma >= 0"):
+            tofu_loss(logits, labels, **bad)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        gem_loss(logits, labels, beta=0.0)
+    tofu_loss(logits, labels, beta=1.0, gamma=0.0)  # the boundary values are allowed
+    for bad_labels in (labels[:, :-1], labels[:1], labels[..., None]):  # T, B, or rank differ
+        with pytest.raises(ValueError, match="expected logits"):
+            ce_loss(logits, bad_labels)
+    with pytest.raises(ValueError, match="expected logits"):
+        ce_loss(logits[..., None], labels)  # [B, T, V, 1]: the labels fit, the rank does not
+
+
+def test_inputs_untouched_non_contiguous_logits_and_a_single_scored_token():
+    """The caller's logits are never changed in place; a non-contiguous view gives the same loss
+    and gradient; with one scored token the loss is that token's value (no division by 2)."""
+    logits, labels = _batch(12)
+    for fn, kw in [(gem_loss, {"beta": 0.5}), (gem_loss, {"beta": 2.0}), (tofu_loss, {"beta": 0.6, "gamma": 2.0})]:
+        before = logits.clone()
+        value, grad = _grad(fn, logits, labels, **kw)
+        x = logits.clone().requires_grad_(True)
+        fn(x, labels, **kw).backward()
+        assert torch.equal(x.detach(), before), fn.__name__  # not divided by beta in place
+        # a non-contiguous view (clone() would make it contiguous, so the leaf is the wider tensor)
+        wider = torch.cat([logits, torch.zeros_like(logits)], dim=-1).requires_grad_(True)
+        view = wider[..., : logits.shape[-1]]
+        assert not view.is_contiguous()
+        other_value = fn(view, labels, **kw)
+        other_value.backward()
+        assert other_value.item() == pytest.approx(value.item(), abs=1e-6)
+        assert torch.allclose(wider.grad[..., : logits.shape[-1]], grad, atol=1e-7)
+    for beta in (0.5, 1.0, 2.0):
+        assert gem_loss(logits, labels, beta=beta).item() == pytest.approx(
+            tempered_ce(logits, labels, beta=beta).item(), abs=1e-5
+        )
+        _, ours = _grad(gem_loss, logits, labels, beta=beta)
+        _, reference = _grad(listing1_gem_loss, logits, labels, beta=beta)
+        assert torch.allclose(ours, reference, atol=1e-6, rtol=0)
+    one = torch.full_like(labels, -100)
+    one[1, 4] = labels[1, 4]  # only position 3 of row 1 is scored
+    z = logits[1, 3]
+    log_p = torch.log_softmax(z, -1)
+    assert ce_loss(logits, one).item() == pytest.approx(-log_p[labels[1, 4]].item(), abs=1e-5)
+    value, grad = _grad(gem_loss, logits, one, beta=0.5)
+    assert value.item() == pytest.approx(0.5 * -torch.log_softmax(z / 0.5, -1)[labels[1, 4]].item(), abs=1e-5)
+    expected_grad = torch.softmax(z / 0.5, -1) - F.one_hot(labels[1, 4], logits.shape[-1]).float()
+    assert torch.allclose(grad[1, 3], expected_grad, atol=1e-6)
+    grad[1, 3] = 0
+    assert not grad.any()  # no other position gets a gradient
+    entropy = -(log_p.exp() * log_p).sum()
+    assert token_entropy(logits, one) == pytest.approx(entropy.item(), abs=1e-5)

@@ -159,3 +159,16 @@ def test_gold_solutions_match_their_gold_answers(shared_data, name, solution, an
     assert len(rows) == size
     misses = [i for i, r in enumerate(rows) if not is_equivalent(extract_answer(r[solution]), gold_answer(r[answer]))]
     assert misses == []  # docs/math.md: every gold solution of the three sets agrees with its answer
+
+
+def test_equivalence_works_off_the_main_thread_and_bad_best_of_n_arguments():
+    """math-verify's timeouts use SIGALRM, which only the main thread may set: a worker thread
+    checks answers without one (as the judge threads do)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(is_equivalent, "0.5", "\\frac{1}{2}").result() is True
+        assert pool.submit(is_equivalent, "3", "4").result() is False
+    for rewards, scores, k in [([1.0, 2.0], [1.0], 1), ([1.0, 2.0], [1.0, 0.0], 3), ([1.0], [1.0], 0)]:
+        with pytest.raises(ValueError):
+            best_of_n_at_k(rewards, scores, k)

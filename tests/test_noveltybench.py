@@ -17,6 +17,7 @@ from evalkit.errors import ConfigError, DataUnavailable
 from evalkit.judges import ModelPool, build_judges
 from evalkit.judges.equivalence import Rouge1Equivalence, parse_method
 from evalkit.metrics import METRICS, novelty
+from tests.conftest import REPO
 
 
 def reward_for_score(score: int) -> float:
@@ -183,13 +184,13 @@ def test_deberta_method_input_format_truncation_and_threshold(tmp_path):
     assert judge.setting == f"deberta:{tmp_path.resolve()}"
 
 
-def test_llm_equivalence_method_on_the_embedded_model(tmp_path):
+def test_llm_equivalence_method_on_the_embedded_model(tmp_path, embedded_model, embedded_tokenizer):
     """The LLM-judge method asks the (embedded) model with the shipped template; short texts
     still go by the unigram rule; its name and model are recorded as the judge's setting."""
-    from evalkit.backends import PromptBatch
+    import torch
+
     from evalkit.backends.hf import HFBackend
-    from evalkit.config import SamplingConfig
-    from evalkit.judges.equivalence import equivalence_template, is_yes
+    from evalkit.judges.equivalence import is_yes
 
     assert is_yes(" Yes, they are.") and is_yes('"yes"') and not is_yes("No") and not is_yes("")
     pool = ModelPool(device="cpu")
@@ -198,26 +199,37 @@ def test_llm_equivalence_method_on_the_embedded_model(tmp_path):
     chat = [{"role": "user", "content": "Name a colour and say why you like it."}]
     samples = ["Blue, because it reminds me of the sea and the sky.", "Red", "red"]
     fields = judge.annotate([chat], [{}], [samples], None)
-    # Oracle: the same model asked pair by pair with the shipped template.
     backend = pool.find("equivalence", judge.fingerprint).backend
     assert isinstance(backend, HFBackend) and backend.model_name == "SmolLM2-135M-Instruct (embedded)"
-    system, _, user = (p.strip() for p in equivalence_template().partition("\n===\n"))
+    # Oracle without evalkit's judge code: the shipped template read from judges/, the model run
+    # greedily with transformers, NoveltyBench's short-text rule and greedy partition written out.
+    system, _, user = (
+        part.strip() for part in (REPO / "judges/noveltybench_equivalence.txt").read_text().partition("\n===\n")
+    )
 
-    def asked(a, b):
-        short = novelty.short_text_equality(a, b)
-        if short is not None:
-            return short
+    def model_says_yes(a, b):
         messages = [
             {"role": "system", "content": system},
             {"role": "user", "content": user.format(prompt=chat[0]["content"], response_a=a, response_b=b)},
         ]
-        (answer,) = backend.generate(
-            PromptBatch([backend.render(messages)], SamplingConfig(temperature=0.0, max_tokens=4))
-        )[0]
-        return is_yes(answer)
+        text = embedded_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = embedded_tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            out = embedded_model.generate(ids, max_new_tokens=4, do_sample=False)
+        answer = embedded_tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        return answer.strip().strip("\"'*").lower().startswith("yes")
 
-    assert fields[0]["_partition"] == novelty.partition(samples, asked)
-    labels = fields[0]["_partition"]
-    assert (
-        labels[2] == labels[1] or labels[1] == 0
-    )  # "red" joins "Red" by the short-text rule unless "Red" joined "Blue"
+    def equivalent(a, b):
+        wa, wb = a.lower().split(), b.lower().split()
+        if max(len(wa), len(wb)) <= 5:  # both short: half the longer one's words shared
+            return 2 * len(set(wa) & set(wb)) >= max(len(wa), len(wb))
+        return model_says_yes(a, b)
+
+    representatives, expected = [], []
+    for sample in samples:
+        match = next((i for i, rep in enumerate(representatives) if equivalent(rep, sample)), None)
+        if match is None:
+            representatives.append(sample)
+            match = len(representatives) - 1
+        expected.append(match)
+    assert fields[0]["_partition"] == expected

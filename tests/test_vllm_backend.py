@@ -7,10 +7,12 @@ temperature 0, ...), never against the function that builds the requests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 
@@ -21,6 +23,7 @@ from evalkit.config import BackendOptions, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, ModelError, PromptTooLong
 from evalkit.results import document_id
 from tests.conftest import REPO
+from tests.oracles import by_document, mean
 
 FAKE = REPO / "tests" / "fake_vllm"
 RELEASES = ("0.8.0", "0.33.0")
@@ -52,6 +55,19 @@ def fake_vllm(tmp_path, monkeypatch):
 
 def _batch(prompts, sampling):
     return PromptBatch(prompts, sampling)
+
+
+def _documented_seed(seed: int, prompt: str, index: int) -> int:
+    """The per-sample seed as docs/backends.md defines it, computed here without evalkit: the
+    first 8 bytes (little-endian) of SHA-256("{seed}\\0{index}\\0{prompt}"), cut to 63 bits."""
+    digest = hashlib.sha256(f"{seed}\0{index}\0{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2**63
+
+
+def test_documented_seed_is_the_backends_seed():
+    assert _documented_seed(7, "Write about rain.", 2) == 7838320676543003023  # computed once, by hand
+    for seed, prompt, index in [(7, "Write about rain.", 2), (0, "", 0), (3, "é\n", 41), (2**40, "x" * 999, 5)]:
+        assert sample_seed(seed, prompt, index) == _documented_seed(seed, prompt, index)
 
 
 def _model_dir() -> str:
@@ -135,7 +151,7 @@ def test_one_request_per_prompt_with_vllms_seeds_and_sampling_values(fake_vllm, 
     requests = events("request")
     assert [r["request_id"] for r in requests] == ["0", "1", "2"]  # n samples in one request, not n requests
     for prompt, request, samples in zip(prompts, requests, texts):
-        seed = sample_seed(3, prompt, 0)  # evalkit's documented request seed (docs/backends.md)
+        seed = _documented_seed(3, prompt, 0)  # evalkit's request seed, written out here
         expected = {"n": 5, "temperature": 0.9, "top_p": 0.95, "top_k": 40, "max_tokens": 32, "stop": ["\n\n"]}
         assert request["params"] == {**expected, "seed": seed}
         assert request["child_seeds"] == [seed, seed + 1, seed + 2, seed + 3, seed + 4]  # vLLM's seed + i
@@ -377,5 +393,18 @@ def test_run_through_vllm_and_transformers_compare(cli, fake_vllm, tmp_path):
     assert results["tasks"]["smoke_arithmetic"]["n_docs"] == 4
     compared = cli("compare", str(out / "hf"), str(out / "vllm"), "--json")
     assert compared.returncode == 0, compared.stderr
-    assert {r["metric"] for r in json.loads(compared.stdout)["rows"]} >= {"accuracy"}
+    rows = {r["metric"]: r for r in json.loads(compared.stdout)["rows"]}
+    assert set(rows) == {"accuracy", "any_correct", "ngram_diversity"}
+    # accuracy of each run from its own samples: the extracted number against the shipped gold.
+    golds = [json.loads(line)["answer"] for line in (REPO / "tasks/data/smoke_arithmetic.jsonl").open()]
+    accuracy = {}
+    for run in ("hf", "vllm"):
+        samples = [json.loads(line) for line in (out / run / "samples.jsonl").read_text().splitlines()]
+        per_doc = [
+            [s["scores"]["extracted"] is not None and Decimal(s["scores"]["extracted"]) == Decimal(golds[i]) for s in d]
+            for i, d in enumerate(by_document(samples, "smoke_arithmetic"))
+        ]
+        accuracy[run] = mean(100 * mean(d) for d in per_doc)
+    assert rows["accuracy"]["values"] == pytest.approx([accuracy["hf"], accuracy["vllm"]], abs=1e-9)
+    assert rows["accuracy"]["deltas"] == pytest.approx([accuracy["vllm"] - accuracy["hf"]], abs=1e-9)
     assert len(events("engine_ready")) == 2
