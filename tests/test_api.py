@@ -33,7 +33,8 @@ def test_evaluate_takes_the_options_of_evalkit_run_with_the_same_defaults():
 
     cli_defaults = run_command.make_context("run", []).params
     api_defaults = {n: p.default for n, p in inspect.signature(evalkit.run_config).parameters.items()}
-    api_defaults["quiet"] = inspect.signature(evalkit.evaluate).parameters["quiet"].default
+    for name in ("quiet", "report_to"):  # options of evaluate itself, not of the run's configuration
+        api_defaults[name] = inspect.signature(evalkit.evaluate).parameters[name].default
     assert set(cli_defaults) == set(api_defaults)
     for name, default in cli_defaults.items():
         assert default == api_defaults[name] or (not default and not api_defaults[name]), name
