@@ -77,17 +77,17 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         "--limit",
         "120",
         "--max-steps",
-        "30",
+        "12",
         "--batch-size",
         "4",
         "--max-length",
-        "256",
+        "128",
         "--lr",
         "1e-4",
         "--warmup-ratio",
         "0",
         "--logging-steps",
-        "5",
+        "3",
         "--seed",
         "1",
     ]
@@ -96,10 +96,10 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         result = cli("train", *common, "--loss", loss, "--output-dir", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         info = json.loads((out / "evalkit_train.json").read_text())
-        assert info["steps"] == 30 and info["config"]["loss"] == loss
+        assert info["steps"] == 12 and info["config"]["loss"] == loss
         log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
         losses = [row["loss"] for row in log if "loss" in row]
-        assert len(losses) == 6 and all("token_entropy" in row for row in log if "loss" in row)
+        assert len(losses) == 4 and all("token_entropy" in row for row in log if "loss" in row)
         # Training lowered the loss, measured on the same examples before and after.
         assert info["fixed_set_loss_after"] < info["fixed_set_loss_before"], info
         assert (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file()
