@@ -48,7 +48,12 @@ def cli() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Folder with local data files.")
 @click.option("--output-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--run-id", default=None, help="Name of the run folder (default: time, model and suite).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Sequences per generation call [default: 64 on a CPU; on a GPU what its free memory holds].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--task-dir", multiple=True, type=click.Path(path_type=Path), help="Folder of extra task YAML files (repeatable)."

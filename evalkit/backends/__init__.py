@@ -12,7 +12,9 @@ from evalkit.backends.base import (
     LogitsBackend,
     LogLikelihoodBackend,
     PromptBatch,
+    Sample,
     sample_seed,
+    texts_of,
 )
 from evalkit.backends.hf import HFBackend
 from evalkit.backends.openai import OpenAIBackend
@@ -21,21 +23,21 @@ from evalkit.config import BackendOptions
 
 
 @BACKENDS.register("hf")
-def _hf(model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+def _hf(model: str | None, device: str, batch_size: int | None, options: BackendOptions) -> Backend:
     return HFBackend(model, device=device, batch_size=batch_size)
 
 
 @BACKENDS.register("vllm")
-def _vllm(model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+def _vllm(model: str | None, device: str, batch_size: int | None, options: BackendOptions) -> Backend:
     return VLLMBackend(model, options)
 
 
 @BACKENDS.register("openai")
-def _openai(model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+def _openai(model: str | None, device: str, batch_size: int | None, options: BackendOptions) -> Backend:
     return OpenAIBackend(model, options)
 
 
-def make_backend(name: str, model: str | None, device: str, batch_size: int, options: BackendOptions) -> Backend:
+def make_backend(name: str, model: str | None, device: str, batch_size: int | None, options: BackendOptions) -> Backend:
     return BACKENDS.get(name)(model, device, batch_size, options)
 
 
@@ -46,6 +48,8 @@ __all__ = [
     "LogLikelihoodBackend",
     "LogitsBackend",
     "PromptBatch",
+    "Sample",
     "make_backend",
     "sample_seed",
+    "texts_of",
 ]
