@@ -5,6 +5,10 @@ judge's fingerprint and what it scored.
 
 SQLite in WAL mode: each batch is committed in one transaction, so a run killed at any moment
 (SIGKILL included) leaves every finished batch in the cache and nothing half-written.
+
+A sample's row also holds why it ended (``finish_reason``: stop, length, abort), in a column
+added to cache files written before it existed, where it stays NULL (not known) for their rows.
+Readers that know only (key, value) still read and write every file.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class GenerationCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             for table in _TABLES:
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            _add_finish_reason(self._db)
             self._db.commit()
         except (OSError, sqlite3.Error) as exc:
             raise EvalkitError(f"cannot open the generation cache {path}: {exc}") from None
@@ -62,9 +67,36 @@ class GenerationCache:
         with self._db:  # one transaction
             self._db.executemany(f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", items)
 
+    def get_samples(self, keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """Cached samples: key -> (completion, finish reason or None when not recorded)."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, value, finish_reason FROM samples WHERE key IN ({marks})"
+            found.update((key, (value, reason)) for key, value, reason in self._db.execute(query, chunk))
+        return found
+
+    def put_samples(self, items: Iterable[tuple[str, str, str | None]]) -> None:
+        """(key, completion, finish reason) rows, in one transaction."""
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO samples (key, value, finish_reason) VALUES (?, ?, ?)", items)
+
     def count(self, table: str = "samples") -> int:
         assert table in _TABLES
         return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
+
+
+def _add_finish_reason(db: sqlite3.Connection) -> None:
+    """The samples' finish_reason column, added to a cache file written before it existed."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(samples)")}
+    if "finish_reason" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE samples ADD COLUMN finish_reason TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another run sharing the cache added it first
+            raise
