@@ -52,7 +52,7 @@ def run_config(
     data_dir: Path | str | None = None,
     output_dir: Path | str = Path("results"),
     run_id: str | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str = "auto",
     task_dir: Sequence[Path | str] = (),
     override_tasks: bool = False,

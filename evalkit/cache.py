@@ -7,6 +7,10 @@ SQLite in WAL mode: each batch is committed in one transaction, so a run killed 
 (SIGKILL included) leaves every finished batch in the cache and nothing half-written. A cache file
 that is damaged (SQLite reads it as malformed, or not a database) is found when it is opened,
 before any generation, and reported in one line; evalkit never deletes or rewrites it.
+
+A sample's row also holds why it ended (``finish_reason``: stop, length, abort), in a column
+added to cache files written before it existed, where it stays NULL (not known) for their rows.
+Readers that know only (key, value) still read and write every file.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class GenerationCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             for table in _TABLES:
                 self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            _add_finish_reason(self._db)
             self._db.commit()
             # Every page read once: damage anywhere in the file is found now, not after generating.
             problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
@@ -108,9 +113,43 @@ class GenerationCache:
                 raise self._corrupt(exc) from None
             raise
 
+    def get_samples(self, keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """Cached samples: key -> (completion, finish reason or None when not recorded)."""
+        found: dict[str, tuple[str, str | None]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, value, finish_reason FROM samples WHERE key IN ({marks})"
+            found.update((key, (value, reason)) for key, value, reason in self._execute(query, chunk))
+        return found
+
+    def put_samples(self, items: Iterable[tuple[str, str, str | None]]) -> None:
+        """(key, completion, finish reason) rows, in one transaction."""
+        try:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO samples (key, value, finish_reason) VALUES (?, ?, ?)", items
+                )
+        except sqlite3.Error as exc:
+            if _is_corrupt(exc):
+                raise self._corrupt(exc) from None
+            raise
+
     def count(self, table: str = "samples") -> int:
         assert table in _TABLES
         return self._execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
+
+
+def _add_finish_reason(db: sqlite3.Connection) -> None:
+    """The samples' finish_reason column, added to a cache file written before it existed."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(samples)")}
+    if "finish_reason" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE samples ADD COLUMN finish_reason TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another run sharing the cache added it first
+            raise

@@ -96,7 +96,12 @@ _OPTIONS = [
     click.option(
         "--run-id", default=None, help="Name of the run folder inside --output-dir (default: time, model and suite)."
     ),
-    click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Sequences per call."),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Sequences per generation call [default: 64 on a CPU; on a GPU what its free memory holds].",
+    ),
     click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
     click.option(
         "--task-dir",

@@ -286,7 +286,7 @@ class RunConfig:
     data_dir: Path | None = None
     output_dir: Path = Path("results")
     run_id: str | None = None
-    batch_size: int = 64
+    batch_size: int | None = None  # None: 64 on a CPU, from free memory on a GPU (transformers backend)
     device: str = "auto"
     use_cache: bool = True
     task_dirs: tuple[Path, ...] = ()  # folders of extra task YAML files

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evalkit.backends import Backend, GenerationFailed, PromptBatch
+from evalkit.backends import Backend, GenerationFailed, PromptBatch, Sample, texts_of
 from evalkit.cache import GenerationCache, prompt_key, sample_key
 from evalkit.config import SamplingConfig
 
@@ -18,6 +18,8 @@ Progress = Callable[[int], None]
 class CacheStats:
     hits: int = 0
     generated: int = 0
+    generated_tokens: int = 0  # new tokens of the sequences decoded (a greedy decode counts once)
+    untimed: int = 0  # decoded sequences whose backend did not say how many tokens they took
 
 
 def render_cached(backend: Backend, cache: GenerationCache | None, chats: list[list[dict[str, str]]]) -> list[str]:
@@ -38,20 +40,34 @@ def generate_cached(
     stats: CacheStats,
     on_progress: Progress | None = None,
 ) -> list[list[str]]:
-    """n completions per prompt. Prompts are cut into fixed batches (sorted by length so little
-    padding is wasted); a batch whose samples are all cached is not regenerated, any other batch
-    is generated whole and committed at once, so a resumed run computes exactly what an
-    uninterrupted one would. A batch-invariant backend (one request per prompt) is asked only
-    for the prompts that are not wholly cached."""
+    """The completions of generate_samples_cached."""
+    return texts_of(generate_samples_cached(backend, cache, prompts, sampling, stats, on_progress))
+
+
+def generate_samples_cached(
+    backend: Backend,
+    cache: GenerationCache | None,
+    prompts: list[str],
+    sampling: SamplingConfig,
+    stats: CacheStats,
+    on_progress: Progress | None = None,
+) -> list[list[Sample]]:
+    """n samples per prompt (completion, finish reason, tokens). Prompts are cut into fixed
+    batches (sorted by length so little padding is wasted); a batch whose samples are all cached
+    is not regenerated, any other batch is generated whole and committed at once, so a resumed
+    run computes exactly what an uninterrupted one would. A batch-invariant backend (one request
+    per prompt) is asked only for the prompts that are not wholly cached. Cached samples keep
+    their finish reason (None for rows cached before it was recorded) and no token count."""
     order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
     per_call = backend.prompts_per_call(sampling)
     with_n = backend.samples_depend_on_n and not sampling.greedy
     identity = backend.sample_identity  # the model, backend kind and precision: the same for every sample
-    result: list[list[str]] = [[] for _ in prompts]
+    result: list[list[Sample]] = [[] for _ in prompts]
     for start in range(0, len(order), per_call):
         chunk = order[start : start + per_call]
         keys = [[sample_key(identity, prompts[i], sampling, j, with_n) for j in range(sampling.n)] for i in chunk]
-        cached = cache.get_many([k for ks in keys for k in ks]) if cache else {}
+        found = cache.get_samples([k for ks in keys for k in ks]) if cache else {}
+        cached = {k: Sample(text, reason) for k, (text, reason) in found.items()}
         if len(cached) == len(chunk) * sampling.n:
             stats.hits += len(cached)
             for i, ks in zip(chunk, keys):
@@ -70,16 +86,24 @@ def generate_cached(
             chunk = [i for j, i in enumerate(chunk) if j not in whole]
             keys = [ks for j, ks in enumerate(keys) if j not in whole]
         try:
-            completions = backend.generate(PromptBatch([prompts[i] for i in chunk], sampling), on_progress)
+            completions = backend.generate_samples(PromptBatch([prompts[i] for i in chunk], sampling), on_progress)
         except GenerationFailed as exc:
             # Keep what did finish: a rerun serves it from the cache and asks only for the rest.
             if cache and exc.finished:
-                done = [(keys[j], cs) for j, cs in exc.finished.items()]
-                cache.put_many((k, c) for ks, cs in done for k, c in zip(ks, cs))
+                done = [(keys[j], [_as_sample(c) for c in cs]) for j, cs in exc.finished.items()]
+                cache.put_samples((k, c.text, c.finish_reason) for ks, cs in done for k, c in zip(ks, cs))
             raise
         stats.generated += len(chunk) * sampling.n
+        for samples in completions:
+            for sample in samples[: sampling.decodes]:
+                stats.generated_tokens += sample.tokens or 0
+                stats.untimed += sample.tokens is None
         if cache:
-            cache.put_many((k, c) for ks, cs in zip(keys, completions) for k, c in zip(ks, cs))
+            cache.put_samples((k, c.text, c.finish_reason) for ks, cs in zip(keys, completions) for k, c in zip(ks, cs))
         for i, cs in zip(chunk, completions):
             result[i] = cs
     return result
+
+
+def _as_sample(completion: Sample | str) -> Sample:
+    return completion if isinstance(completion, Sample) else Sample(completion)

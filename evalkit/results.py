@@ -120,7 +120,7 @@ class RunResult:
     seed: int | None = None
     created: str | None = None
     cache: dict[str, int] = field(default_factory=dict)  # hits, generated
-    timing: dict[str, float] = field(default_factory=dict)  # total_s, generation_s
+    timing: dict[str, Any] = field(default_factory=dict)  # total_s, generation_s, tasks: {TASK: {...}}
     skipped: dict[str, str] = field(default_factory=dict)  # task -> why its data could not be had
     schema_version: int = SCHEMA_VERSION  # of the file it was read from (0: written before versions)
     path: Path | None = None

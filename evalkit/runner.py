@@ -122,7 +122,11 @@ def _run_tasks(
         seed=config.seed,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         cache={"hits": context.stats.hits, "generated": context.stats.generated},
-        timing={"total_s": round(time.perf_counter() - started, 3), "generation_s": round(context.generation_s, 3)},
+        timing={
+            "total_s": round(time.perf_counter() - started, 3),
+            "generation_s": round(context.generation_s, 3),
+            "tasks": context.task_timing,  # per generating task: generation_s, generated tokens, tokens/s
+        },
         tasks=results,
         skipped=skipped,
     )

@@ -59,6 +59,7 @@ class Generated:
     texts: list[str]
     prompt_tokens: int
     completion_tokens: list[int]
+    finish_reasons: list[str]  # "stop" (EOS or a stop string) or "length" (max_tokens or the context)
 
 
 @dataclass
@@ -134,14 +135,19 @@ class Batcher:
                 continue
             batch, waiting = self.next_batch(waiting)
             try:
-                texts = self.backend.generate(PromptBatch([j.prompt for j in batch], batch[0].sampling))
-                lengths = [[self._tokens(t, False) for t in samples] for samples in texts]
+                generated = self.backend.generate_samples(PromptBatch([j.prompt for j in batch], batch[0].sampling))
+                lengths = [
+                    [s.tokens if s.tokens is not None else self._tokens(s.text, False) for s in samples]
+                    for samples in generated
+                ]
             except Exception as exc:  # noqa: BLE001 - reported to every request of the call as a 500
                 for job in batch:
                     job.result.set_exception(exc)
                 continue
-            for job, samples, counts in zip(batch, texts, lengths):
-                job.result.set_result(Generated(samples, job.prompt_tokens, counts))
+            for job, samples, counts in zip(batch, generated, lengths):
+                texts = [s.text for s in samples]
+                reasons = [s.finish_reason or "stop" for s in samples]
+                job.result.set_result(Generated(texts, job.prompt_tokens, counts, reasons))
 
 
 def _same_samples(a: SamplingConfig, b: SamplingConfig) -> bool:
@@ -181,8 +187,7 @@ class Server:
         prompt = self._render(messages_from_request(body)) if api == "chat" else prompt_from_request(body)
         generated = self.batcher.submit(prompt, sampling)
         choices = []
-        for i, (text, length) in enumerate(zip(generated.texts, generated.completion_tokens)):
-            reason = "length" if length >= sampling.max_tokens else "stop"
+        for i, (text, reason) in enumerate(zip(generated.texts, generated.finish_reasons)):
             content = {"message": {"role": "assistant", "content": text}} if api == "chat" else {"text": text}
             choices.append({"index": i, **content, "finish_reason": reason})
         completion_tokens = sum(generated.completion_tokens)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.backends.openai import OpenAIBackend, choice_texts, request_body
+from evalkit.backends.base import Sample
+from evalkit.backends.openai import OpenAIBackend, choice_samples, choice_texts, request_body
 from evalkit.config import BackendOptions, RunConfig, SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError
 from evalkit.runner import run
@@ -85,6 +86,48 @@ def test_serve_rejects_bad_requests_with_400(served):
         assert response.status_code == 400 and response.json()["error"]["message"]
     response = requests.post(served.url + "/chat/completions", data=b"{not json", timeout=60)
     assert response.status_code == 400
+
+
+def test_serve_says_why_each_sample_ended(served):
+    """finish_reason: "length" when max_tokens cut the sample, "stop" when EOS or a stop string
+    ended it (the generated tokens, not a re-tokenized count, decide)."""
+    import requests
+
+    def ask(**sampling) -> list[dict]:
+        body = {"messages": [{"role": "user", "content": "Count from 1 to 20."}], "n": 2, "seed": 3, **sampling}
+        response = requests.post(served.url + "/chat/completions", json=body, timeout=300)
+        assert response.status_code == 200, response.text
+        return response.json()["choices"]
+
+    assert [c["finish_reason"] for c in ask(max_tokens=2)] == ["length", "length"]
+    stopped = ask(max_tokens=64, stop=["1"], temperature=0)
+    assert [c["finish_reason"] for c in stopped] == ["stop", "stop"] and "1" not in stopped[0]["message"]["content"]
+
+
+def test_finish_reasons_come_from_the_choices():
+    payload = {
+        "choices": [
+            {"index": 1, "text": "b", "finish_reason": "length"},
+            {"index": 0, "text": "a", "finish_reason": "stop"},
+        ],
+        "usage": {"completion_tokens": 9},
+    }
+    assert choice_samples("completions", payload) == [Sample("a", "stop"), Sample("b", "length")]
+    one = {"choices": [{"message": {"content": "x"}, "finish_reason": "stop"}], "usage": {"completion_tokens": 4}}
+    assert choice_samples("chat", one) == [Sample("x", "stop", 4)]
+    assert choice_samples("chat", {"choices": [{"message": {"content": "x"}}]}) == [Sample("x", None)]
+
+
+def test_an_http_run_records_the_servers_finish_reasons(served, tmp_path):
+    config = RunConfig(
+        model=None, tasks=("smoke_arithmetic",), backend="openai", limit=2, output_dir=tmp_path, run_id="r",
+        cache_dir=tmp_path / "c", sampling_overrides={"n": 2, "max_tokens": 2},
+        backend_options=BackendOptions(base_url=served.url),
+    )  # fmt: skip
+    result = run(config, progress=False).to_json()
+    _, samples = _load(tmp_path / "r")
+    assert [s["finish_reason"] for s in samples] == ["length"] * 4
+    assert result["tasks"]["smoke_arithmetic"]["finish_reasons"] == {"stop": 0, "length": 4}
 
 
 def _config(tmp_path: Path, url: str, run_id: str, **options) -> RunConfig:

@@ -104,3 +104,53 @@ def test_sampling_with_top_k_draws_from_the_filtered_distribution():
     chosen = sampler(torch.zeros(20_000, 1, dtype=torch.long), logits).argmax(dim=-1)
     freq = torch.bincount(chosen, minlength=5).double() / 20_000
     assert torch.allclose(freq, torch.tensor([4 / 7, 3 / 7, 0, 0, 0], dtype=torch.float64), atol=0.015), freq
+
+
+def _draws(sampler: SeededSampler, logits_per_step: list[torch.Tensor], prompt_len: int = 3) -> list[list[int]]:
+    rows = logits_per_step[0].shape[0]
+    return [
+        sampler(torch.zeros(rows, prompt_len + step, dtype=torch.long), logits).argmax(-1).tolist()
+        for step, logits in enumerate(logits_per_step)
+    ]
+
+
+@pytest.mark.parametrize("chunk_steps", [1, 7, 64, 1000])
+def test_samples_do_not_depend_on_the_chunk_of_uniforms_drawn_at_once(chunk_steps):
+    """The uniforms are drawn a chunk at a time; any chunk size gives the stream that drawing
+    all max_tokens of them up front gave (the samples the other tests pin)."""
+    torch.manual_seed(5)
+    sampling = SamplingConfig(temperature=0.9, top_k=30, top_p=0.95, max_tokens=150, seed=2)
+    logits = [torch.randn(4, 200) * 2 for _ in range(150)]
+    seeds = [sample_seed(2, "p", i) for i in range(4)]
+    expected = []
+    for step, step_logits in enumerate(logits):  # the stream as it was drawn before: all steps at once
+        uniforms = torch.stack(
+            [1.0 - torch.rand(150, generator=torch.Generator().manual_seed(s), dtype=torch.float64) for s in seeds]
+        )
+        from evalkit.backends.sampler import candidates
+
+        filtered, ids = candidates(step_logits, sampling)
+        cdf = filtered.softmax(-1).double().cumsum(-1)
+        pick = torch.searchsorted(cdf, uniforms[:, step : step + 1] * cdf[:, -1:]).clamp_max(cdf.shape[-1] - 1)
+        expected.append(ids.gather(-1, pick).squeeze(-1).tolist())
+    chunked = SeededSampler(seeds, sampling, 3, "cpu", chunk_steps=chunk_steps)
+    assert _draws(chunked, logits) == expected
+
+
+def test_uniforms_follow_the_steps_taken_not_max_tokens():
+    """max_tokens of 10**12 allocates nothing up front: the sampler holds one chunk per row."""
+    from evalkit.backends.sampler import CHUNK_STEPS
+
+    sampling = SamplingConfig(temperature=1.0, max_tokens=10**12, seed=1)
+    sampler = SeededSampler(list(range(16)), sampling, 2, "cpu")
+    assert sampler._uniforms.numel() == 0
+    _draws(sampler, [torch.randn(16, 50) for _ in range(CHUNK_STEPS + 3)], prompt_len=2)
+    assert sampler._uniforms.numel() <= 16 * CHUNK_STEPS
+    small = SeededSampler(list(range(16)), sampling.replace(max_tokens=5), 2, "cpu")
+    _draws(small, [torch.randn(16, 50) for _ in range(5)], prompt_len=2)
+    assert small._uniforms.shape == (16, 5)  # never more than max_tokens
+
+
+def test_greedy_draws_no_uniforms():
+    sampler = SeededSampler(list(range(8)), SamplingConfig(temperature=0, max_tokens=10**9), 1, "cpu")
+    assert sampler._generators == [] and sampler._uniforms.numel() == 0

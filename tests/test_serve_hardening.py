@@ -387,10 +387,10 @@ def test_waiting_requests_are_batched_within_the_batch_size():
             self.calls: list[tuple[int, int]] = []  # (prompts, sequences) of each call
             self.release = threading.Event()
 
-        def generate(self, batch, on_progress=None):
+        def generate_samples(self, batch, on_progress=None):
             self.release.wait(timeout=PATIENCE)  # the first call waits until every request is queued
             self.calls.append((len(batch.prompts), len(batch.prompts) * batch.sampling.decodes))
-            return super().generate(batch, on_progress)
+            return super().generate_samples(batch, on_progress)
 
     backend = RecordingBackend()
     batcher = Batcher(backend, batch_size=5, max_prompt_tokens=64)

@@ -408,3 +408,40 @@ def test_run_through_vllm_and_transformers_compare(cli, fake_vllm, tmp_path):
     assert rows["accuracy"]["values"] == pytest.approx([accuracy["hf"], accuracy["vllm"]], abs=1e-9)
     assert rows["accuracy"]["deltas"] == pytest.approx([accuracy["vllm"] - accuracy["hf"]], abs=1e-9)
     assert len(events("engine_ready")) == 2
+
+
+def test_each_sample_keeps_vllms_finish_reason_and_token_count(fake_vllm, monkeypatch):
+    """CompletionOutput.finish_reason ("stop", "length", "abort") and len(token_ids) reach the
+    samples; the stand-in cuts its 7-word answers at max_tokens as vLLM does."""
+    fake_vllm()
+    prompt = VLLMBackend(None, BackendOptions()).render([{"role": "user", "content": "Add 3 and 4."}])
+    whole = VLLMBackend(None, BackendOptions()).generate_samples(_batch([prompt], SamplingConfig(n=2, seed=1)))[0]
+    assert [(s.finish_reason, s.tokens) for s in whole] == [("stop", 7), ("stop", 7)]
+    cut = VLLMBackend(None, BackendOptions()).generate_samples(_batch([prompt], SamplingConfig(n=2, max_tokens=3)))
+    assert [(s.finish_reason, s.tokens, len(s.text.split())) for s in cut[0]] == [("length", 3, 3)] * 2
+    seed = sample_seed(1, prompt, 0)
+    monkeypatch.setenv("FAKE_VLLM_ABORT_SEEDS", str(seed + 1))  # vLLM aborted sample 1 midway
+    aborted = VLLMBackend(None, BackendOptions()).generate_samples(_batch([prompt], SamplingConfig(n=2, seed=1)))
+    assert [s.finish_reason for s in aborted[0]] == ["stop", "abort"]
+
+
+def test_max_tokens_is_clamped_to_what_max_model_len_leaves(fake_vllm, capsys):
+    events = fake_vllm()
+    backend = VLLMBackend(None, BackendOptions(max_model_len=64))
+    prompt = "a short prompt"
+    length = len(backend.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    backend.generate(_batch([prompt], SamplingConfig(max_tokens=10**12)))
+    assert events("request")[0]["params"]["max_tokens"] == 64 - length
+    assert "max_tokens 1000000000000 is more than vLLM's max_model_len of 64" in capsys.readouterr().err
+
+
+def test_a_vllm_run_writes_finish_reasons(cli, fake_vllm, tmp_path):
+    fake_vllm()
+    args = ["--tasks", "smoke_arithmetic", "--limit", "2", "--n", "2", "--max-tokens", "4", "--quiet"]
+    done = cli("run", *args, "--backend", "vllm", "--output-dir", str(tmp_path), "--run-id", "v", "--no-cache")
+    assert done.returncode == 0, done.stderr
+    samples = [json.loads(line) for line in (tmp_path / "v" / "samples.jsonl").read_text().splitlines()]
+    assert [s["finish_reason"] for s in samples] == ["length"] * 4
+    results = json.loads((tmp_path / "v" / "results.json").read_text())
+    assert results["tasks"]["smoke_arithmetic"]["finish_reasons"] == {"stop": 0, "length": 4}
+    assert results["timing"]["tasks"]["smoke_arithmetic"]["generated_tokens"] == 16

@@ -12,7 +12,9 @@ from evalkit.backends.base import (
     LogitsBackend,
     LogLikelihoodBackend,
     PromptBatch,
+    Sample,
     sample_seed,
+    texts_of,
 )
 from evalkit.backends.hf import HFBackend
 from evalkit.backends.openai import OpenAIBackend
@@ -24,7 +26,7 @@ from evalkit.config import BackendOptions, ChatFormat, ModelOptions
 def _hf(
     model: str | None,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     options: BackendOptions,
     model_options: ModelOptions | None = None,
     chat_format: ChatFormat | None = None,
@@ -36,7 +38,7 @@ def _hf(
 def _vllm(
     model: str | None,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     options: BackendOptions,
     model_options: ModelOptions | None = None,
     chat_format: ChatFormat | None = None,
@@ -48,7 +50,7 @@ def _vllm(
 def _openai(
     model: str | None,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     options: BackendOptions,
     model_options: ModelOptions | None = None,
     chat_format: ChatFormat | None = None,
@@ -60,7 +62,7 @@ def make_backend(
     name: str,
     model: str | None,
     device: str,
-    batch_size: int,
+    batch_size: int | None,
     options: BackendOptions,
     model_options: ModelOptions | None = None,
     chat_format: ChatFormat | None = None,
@@ -78,6 +80,8 @@ __all__ = [
     "LogLikelihoodBackend",
     "LogitsBackend",
     "PromptBatch",
+    "Sample",
     "make_backend",
     "sample_seed",
+    "texts_of",
 ]

@@ -12,6 +12,24 @@ from evalkit.config import SamplingConfig
 from evalkit.errors import EvalkitError
 from evalkit.registry import Registry
 
+FINISH_REASONS = ("stop", "length", "abort")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completion and how it ended. ``finish_reason``: "stop" (an end-of-sequence token or a
+    stop string), "length" (cut at max_tokens or at the model's context), "abort" (vLLM aborted
+    the request); None when not known (a backend that does not say, a sample cached before
+    evalkit recorded it). ``tokens``: the new tokens generated, None when not known."""
+
+    text: str
+    finish_reason: str | None = None
+    tokens: int | None = None
+
+
+def texts_of(samples: Sequence[Sequence[Sample]]) -> list[list[str]]:
+    return [[s.text for s in row] for row in samples]
+
 
 @dataclass(frozen=True)
 class PromptBatch:
@@ -33,7 +51,7 @@ class GenerationFailed(EvalkitError):
     index of every prompt of the batch that did finish to its samples, so the runner caches them
     before the error ends the run: nothing already generated is lost."""
 
-    def __init__(self, message: str, finished: dict[int, list[str]] | None = None) -> None:
+    def __init__(self, message: str, finished: dict[int, list[Sample]] | None = None) -> None:
         super().__init__(message)
         self.finished = finished or {}
 
@@ -85,6 +103,13 @@ class Backend(ABC):
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
         """``sampling.n`` completions for every prompt, in prompt order."""
 
+    def generate_samples(
+        self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None
+    ) -> list[list[Sample]]:
+        """The same completions with their finish reasons and token counts. The backends of
+        evalkit say both; a backend that only implements ``generate`` says neither."""
+        return [[Sample(t) for t in row] for row in self.generate(batch, on_progress)]
+
     def prompts_per_call(self, sampling: SamplingConfig) -> int:
         """How many prompts one generation call takes; the runner batches (and caches) by it."""
         return 1
@@ -116,7 +141,7 @@ class LogLikelihoodBackend(ABC):
     (the Open LLM tasks)."""
 
     @abstractmethod
-    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+    def lm_eval_model(self, batch_size: int | None, seed: int) -> tuple[str, dict[str, Any]]:
         """lm-eval's model name and arguments for this backend's model, device and dtype."""
 
 

@@ -29,7 +29,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from evalkit.backends.base import Backend, GenerationFailed, PromptBatch, sample_seed
+from evalkit.backends.base import Backend, GenerationFailed, PromptBatch, Sample, sample_seed, texts_of
 from evalkit.config import BackendOptions, ChatFormat, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, EvalkitError, ModelError
 from evalkit.redaction import redact, redact_url
@@ -80,14 +80,28 @@ def check_served_options(options: BackendOptions, model_options: ModelOptions, c
 
 def choice_texts(api: str, payload: Any) -> list[str]:
     """The completions of a response, in choice order; malformed answers raise _Retryable."""
+    return [s.text for s in choice_samples(api, payload)]
+
+
+def choice_samples(api: str, payload: Any) -> list[Sample]:
+    """The completions of a response with each choice's finish_reason, in choice order; the
+    token count when the response has one choice and says how many tokens it took (usage).
+    Malformed answers raise _Retryable."""
     try:
         choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
         texts = [c["message"]["content"] if api == "chat" else c["text"] for c in choices]
+        reasons = [c.get("finish_reason") for c in choices]
     except (KeyError, TypeError, AttributeError) as exc:
         raise _Retryable(f"malformed response (no {exc} in it)") from None
     if not texts or not all(isinstance(t, str) for t in texts):
         raise _Retryable("malformed response (choices without text)")
-    return texts
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+    tokens = usage.get("completion_tokens")
+    counted = len(texts) == 1 and isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0
+    return [
+        Sample(text, reason if isinstance(reason, str) else None, tokens if counted else None)
+        for text, reason in zip(texts, reasons)
+    ]
 
 
 class OpenAIBackend(Backend):
@@ -196,8 +210,13 @@ class OpenAIBackend(Backend):
         return self.options.concurrency * 4
 
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        return texts_of(self.generate_samples(batch, on_progress))
+
+    def generate_samples(
+        self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None
+    ) -> list[list[Sample]]:
         sampling = batch.sampling
-        finished: dict[int, list[str]] = {}
+        finished: dict[int, list[Sample]] = {}
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             futures = {pool.submit(self._samples, prompt, sampling): i for i, prompt in enumerate(batch.prompts)}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -217,26 +236,26 @@ class OpenAIBackend(Backend):
             raise failure
         return [finished[i] for i in range(len(batch.prompts))]
 
-    def _samples(self, prompt: str, sampling: SamplingConfig) -> list[str]:
+    def _samples(self, prompt: str, sampling: SamplingConfig) -> list[Sample]:
         """All n samples of one prompt: one request with n, or n requests if the server ignores n."""
         if sampling.greedy:
-            text = self._complete(prompt, sampling, 1, seed=0)[0]
-            return [text] * sampling.n
+            sample = self._complete(prompt, sampling, 1, seed=0)[0]
+            return [sample] * sampling.n
         if self._n_supported:
-            texts = self._complete(prompt, sampling, sampling.n, seed=sampling.seed)
-            if len(texts) == sampling.n:
-                return texts
+            samples = self._complete(prompt, sampling, sampling.n, seed=sampling.seed)
+            if len(samples) == sampling.n:
+                return samples
             self._n_supported = False  # the server gave fewer choices than asked: ask per sample
         return [
             self._complete(prompt, sampling, 1, seed=sample_seed(sampling.seed, prompt, i))[0]
             for i in range(sampling.n)
         ]
 
-    def _complete(self, prompt: str, sampling: SamplingConfig, n: int, seed: int) -> list[str]:
+    def _complete(self, prompt: str, sampling: SamplingConfig, n: int, seed: int) -> list[Sample]:
         api = self.options.api
         body = request_body(api, self._model, prompt, sampling, n, seed)
         path = "/chat/completions" if api == "chat" else "/completions"
-        return self._call("POST", path, body, parse=lambda payload: choice_texts(api, payload))
+        return self._call("POST", path, body, parse=lambda payload: choice_samples(api, payload))
 
     def _session(self):  # noqa: ANN202 - a requests.Session, one per thread
         if not hasattr(self._local, "session"):

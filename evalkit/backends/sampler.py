@@ -2,9 +2,16 @@
 
 transformers draws every row of a batch from one global generator, so a sample depends on which
 other prompts share its batch and on how many samples were asked for. That breaks resuming and
-caching by sample index. Here each row draws from its own pre-computed uniforms (one per step,
+caching by sample index. Here each row draws from its own stream of uniforms (one per step,
 from a generator seeded by `sample_seed`), applying temperature, top-k and top-p in the order
 transformers' own warpers do, and returns logits with a single finite entry: the chosen token.
+
+The uniforms are drawn a chunk of steps at a time (``CHUNK_STEPS``), as the steps come: memory
+follows the real output length, not the requested maximum (``--max-tokens 10**8`` preallocated
+1.5 GB before). Drawing a stream in chunks gives the same numbers as drawing it at once, so a
+sample does not depend on the chunk size. A step does no host-device synchronisation: the step
+number comes from the shape of ``input_ids``, and a chunk's uniforms are copied to the device
+once per chunk, without waiting.
 """
 
 from __future__ import annotations
@@ -49,19 +56,46 @@ def candidates(logits: torch.Tensor, sampling: SamplingConfig) -> tuple[torch.Te
     return _top_p(scores, sampling.top_p), None
 
 
+CHUNK_STEPS = 64  # uniforms drawn per row at a time
+
+
 class SeededSampler:
     """A LogitsProcessor: call signature ``(input_ids, scores) -> scores``."""
 
-    def __init__(self, seeds: Sequence[int], sampling: SamplingConfig, prompt_len: int, device: str) -> None:
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        sampling: SamplingConfig,
+        prompt_len: int,
+        device: str,
+        chunk_steps: int = CHUNK_STEPS,
+    ) -> None:
         self.sampling = sampling
         self.prompt_len = prompt_len
-        steps = sampling.max_tokens
-        uniforms = torch.empty(len(seeds), steps, dtype=torch.float64)
-        for row, seed in enumerate(seeds):
-            generator = torch.Generator().manual_seed(seed)
-            # 1 - U(0,1) lies in (0, 1]: never selects a zero-probability token at the CDF's start.
-            uniforms[row] = 1.0 - torch.rand(steps, generator=generator, dtype=torch.float64)
-        self.uniforms = uniforms.to(device)
+        self.device = torch.device(device)
+        self.chunk_steps = max(1, chunk_steps)
+        # Greedy decoding draws nothing: no generators, no uniforms.
+        self._generators = [] if sampling.greedy else [torch.Generator().manual_seed(s) for s in seeds]
+        self._first = 0  # the step of the first column of self._uniforms
+        self._uniforms = torch.empty(len(self._generators), 0, dtype=torch.float64, device=self.device)
+
+    def uniforms(self, step: int) -> torch.Tensor:
+        """Each row's uniform of ``step``, [rows, 1] on the device: the ``step``-th number of its
+        stream, whatever the chunk size. Steps come in order; a chunk is drawn when one is used up."""
+        if step < self._first:
+            raise ValueError(f"step {step} comes after step {self._first}: the streams only go forward")
+        while step >= self._first + self._uniforms.shape[1]:
+            self._first += self._uniforms.shape[1]
+            width = min(self.chunk_steps, max(1, self.sampling.max_tokens - self._first))
+            chunk = torch.empty(len(self._generators), width, dtype=torch.float64)
+            for row, generator in enumerate(self._generators):
+                # 1 - U(0,1) lies in (0, 1]: never selects a zero-probability token at the CDF's start.
+                chunk[row] = 1.0 - torch.rand(width, generator=generator, dtype=torch.float64)
+            if self.device.type == "cuda":
+                chunk = chunk.pin_memory().to(self.device, non_blocking=True)
+            self._uniforms = chunk.to(self.device)
+        column = step - self._first
+        return self._uniforms[:, column : column + 1]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         step = input_ids.shape[1] - self.prompt_len
@@ -70,7 +104,7 @@ class SeededSampler:
         else:
             filtered, ids = candidates(scores, self.sampling)
             cdf = filtered.softmax(dim=-1).double().cumsum(dim=-1)
-            target = self.uniforms[:, step : step + 1] * cdf[:, -1:]
+            target = self.uniforms(step) * cdf[:, -1:]
             pick = torch.searchsorted(cdf, target).clamp_max(cdf.shape[-1] - 1)
             chosen = (ids.gather(-1, pick) if ids is not None else pick).squeeze(-1)
         out = torch.full_like(scores, float("-inf"))

@@ -10,6 +10,9 @@
 - What vLLM would refuse for a whole call is refused first, in one line: a temperature above 2
   (vLLM >= 0.33 rejects it), and any prompt not shorter than ``max_model_len`` (vLLM rejects the
   call), whose documents the runner then names.
+- A request's max_tokens is at most what max_model_len leaves after its prompt (a note says so).
+  Each sample keeps vLLM's finish_reason (CompletionOutput.finish_reason: "stop", "length",
+  "abort") and its number of tokens.
 - Prefix caching is on: the n samples and the few-shot prefixes share their prompt's KV cache.
 - ``--data-parallel-size D`` starts D worker processes (no Ray), each with its own engine on its
   own ``--tensor-parallel-size`` GPUs (CUDA_VISIBLE_DEVICES). The engines start one after
@@ -27,11 +30,12 @@ import atexit
 import multiprocessing
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any
 
-from evalkit.backends.base import LogLikelihoodBackend, PromptBatch, sample_seed
+from evalkit.backends.base import LogLikelihoodBackend, PromptBatch, Sample, sample_seed, texts_of
 from evalkit.backends.hf import LocalModelBackend
 from evalkit.config import BackendOptions, ChatFormat, ModelOptions, SamplingConfig
 from evalkit.errors import ConfigError, ModelError, PromptTooLong
@@ -149,6 +153,17 @@ def check_prompt_lengths(prompts: Sequence[str], requests: Sequence[Request], ma
         )
 
 
+def clamp_max_tokens(requests: Sequence[Request], max_model_len: int) -> list[Request]:
+    """The requests with max_tokens at most what max_model_len leaves after each prompt; a note
+    on stderr when one is cut."""
+    out = [(ids, {**kw, "max_tokens": min(kw["max_tokens"], max_model_len - len(ids))}) for ids, kw in requests]
+    if any(a[1]["max_tokens"] != b[1]["max_tokens"] for a, b in zip(requests, out)):
+        asked = requests[0][1]["max_tokens"]
+        print(f"evalkit: max_tokens {asked} is more than vLLM's max_model_len of {max_model_len} leaves after a "
+              "prompt; generating at most what it leaves", file=sys.stderr)  # fmt: skip
+    return out
+
+
 def import_vllm() -> Any:
     try:
         import vllm
@@ -186,14 +201,16 @@ def gpu_groups(data_parallel: int, tensor_parallel: int, visible: str | None) ->
     return [",".join(devices[r * tensor_parallel : (r + 1) * tensor_parallel]) for r in range(data_parallel)]
 
 
-def run_requests(llm: Any, requests: Sequence[Request], params_class: Callable[..., Any]) -> list[list[str]]:
-    """One engine call for all requests; each answer's samples in sample order."""
+def run_requests(llm: Any, requests: Sequence[Request], params_class: Callable[..., Any]) -> list[list[Sample]]:
+    """One engine call for all requests; each answer's samples in sample order, with vLLM's
+    finish_reason and their number of tokens."""
     if not requests:
         return []
     prompts = [{"prompt_token_ids": ids} for ids, _ in requests]
     params = [params_class(**kwargs) for _, kwargs in requests]
     outputs = llm.generate(prompts, params, use_tqdm=False)
-    return [[o.text for o in sorted(out.outputs, key=lambda o: o.index)] for out in outputs]
+    ordered = [sorted(out.outputs, key=lambda o: o.index) for out in outputs]
+    return [[Sample(o.text, o.finish_reason, len(o.token_ids)) for o in samples] for samples in ordered]
 
 
 def _worker(gpus: str, kwargs: dict[str, Any], conn: Any) -> None:
@@ -249,11 +266,11 @@ class DataParallelPool:
             raise ModelError(f"vLLM data-parallel worker: {value}")
         return value
 
-    def run(self, requests: Sequence[Request]) -> list[list[str]]:
+    def run(self, requests: Sequence[Request]) -> list[list[Sample]]:
         parts = shards(len(requests), len(self._workers))
         for part, (_, conn) in zip(parts, self._workers):
             conn.send([requests[i] for i in part])
-        out: list[list[str]] = []
+        out: list[list[Sample]] = []
         for _, conn in self._workers:  # in rank order: shard order is document order
             out.extend(self._receive(conn))
         return out
@@ -300,7 +317,7 @@ class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
         except metadata.PackageNotFoundError:
             return {}
 
-    def lm_eval_model(self, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+    def lm_eval_model(self, batch_size: int | None, seed: int) -> tuple[str, dict[str, Any]]:
         """lm-eval's own vLLM model (log-likelihoods through prompt logprobs) with this backend's
         settings; lm-eval starts its data-parallel engines itself."""
         options = self.options
@@ -349,7 +366,7 @@ class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
                 self._max_model_len = self._pool.max_model_len
         return self._max_model_len
 
-    def _run(self, requests: list[Request]) -> list[list[str]]:
+    def _run(self, requests: list[Request]) -> list[list[Sample]]:
         if self._pool is not None:
             return self._pool.run(requests)
         try:
@@ -365,15 +382,21 @@ class VLLMBackend(LocalModelBackend, LogLikelihoodBackend):
         self._max_model_len = None
 
     def generate(self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        return texts_of(self.generate_samples(batch, on_progress))
+
+    def generate_samples(
+        self, batch: PromptBatch, on_progress: Callable[[int], None] | None = None
+    ) -> list[list[Sample]]:
         sampling = batch.sampling
         check_sampling(sampling, "--backend vllm")  # the runner checks tasks earlier; judges come here
         requests = self.build_requests(batch.prompts, sampling)
         if self.options.max_model_len is not None:
             check_prompt_lengths(batch.prompts, requests, self.options.max_model_len)  # before any engine starts
-        check_prompt_lengths(batch.prompts, requests, self._start(sampling.seed))
-        texts = self._run(requests)
+        max_model_len = self._start(sampling.seed)
+        check_prompt_lengths(batch.prompts, requests, max_model_len)
+        samples = self._run(clamp_max_tokens(requests, max_model_len))
         if sampling.greedy:
-            texts = [samples[:1] * sampling.n for samples in texts]
+            samples = [row[:1] * sampling.n for row in samples]
         if on_progress:
-            on_progress(len(texts) * sampling.n)
-        return texts
+            on_progress(len(samples) * sampling.n)
+        return samples

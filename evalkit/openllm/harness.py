@@ -73,7 +73,7 @@ class LmEvalOptions:
         return cls(task, shots, local, tuple(subjects), tuple(raw.get("metrics") or ()))
 
 
-def lm_eval_model(backend: Backend, batch_size: int, seed: int) -> tuple[str, dict[str, Any]]:
+def lm_eval_model(backend: Backend, batch_size: int | None, seed: int) -> tuple[str, dict[str, Any]]:
     """lm-eval's model name and arguments for the run's backend: its model, device and dtype
     (see LogLikelihoodBackend.lm_eval_model in evalkit/backends/hf.py and vllm.py)."""
     if not isinstance(backend, LogLikelihoodBackend):

@@ -80,6 +80,7 @@ class RunContext:
     stats: CacheStats = field(default_factory=CacheStats)
     advance: Callable[[int], None] = lambda n: None  # the progress bar, in samples
     generation_s: float = 0.0  # time spent generating, over all tasks
+    task_timing: dict[str, dict[str, Any]] = field(default_factory=dict)  # task -> its generation's timing
 
 
 class PreparedTask(ABC):

@@ -13,7 +13,7 @@ from evalkit.comparability import Measured
 from evalkit.config import RunConfig, SamplingConfig
 from evalkit.data import Document, load_documents
 from evalkit.errors import ConfigError, PromptTooLong
-from evalkit.generation import generate_cached, render_cached
+from evalkit.generation import CacheStats, generate_samples_cached, render_cached
 from evalkit.judges import JUDGES, Judge, ModelPool, annotate, build_judges
 from evalkit.judges.rubrics import load_rubric, rubric_files
 from evalkit.metrics import METRICS, aggregate
@@ -119,11 +119,16 @@ class GenerateTask(PreparedTask):
         chats = [render_messages(self.spec, doc) for doc in self.docs]
         prompts = render_cached(backend, cache, chats)
         started = time.perf_counter()
+        before = dataclasses.replace(context.stats)
         try:
-            completions = generate_cached(backend, cache, prompts, self.sampling, context.stats, context.advance)
+            generated = generate_samples_cached(backend, cache, prompts, self.sampling, context.stats, context.advance)
         except PromptTooLong as exc:  # name the documents whose prompts the backend cannot take
             raise exc.in_task(self.spec.name, prompts, [document_id(d) for d in self.docs]) from None
-        context.generation_s += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        context.generation_s += elapsed
+        context.task_timing[self.spec.name] = generation_timing(before, context.stats, elapsed)
+        completions = [[s.text for s in samples] for samples in generated]
+        reasons = [[s.finish_reason for s in samples] for samples in generated]
         judged = annotate(self.judges, chats, self.docs, completions, cache) if self.judges else None
         scored = self.score(completions, judged)
         summaries = {j.kind: summary for j in self.judges if (summary := j.summary())}
@@ -136,9 +141,13 @@ class GenerateTask(PreparedTask):
             prompt_style=self.spec.prompt_style,
             judges={j.kind: j.setting for j in self.judges},
             judgments=summaries,
-            details={"num_fewshot": self.spec.num_fewshot} if self.spec.fewshot else {},
+            details={
+                "finish_reasons": finish_reason_counts(reasons),
+                **({"num_fewshot": self.spec.num_fewshot} if self.spec.fewshot else {}),
+            },
         )
-        return TaskOutput(result, self._document_rows(scored), self._sample_rows(prompts, completions, scored.samples))
+        rows = self._sample_rows(prompts, completions, scored.samples, reasons)
+        return TaskOutput(result, self._document_rows(scored), rows)
 
     def score(self, completions: list[list[str]], judged: list[dict[str, Any]] | None = None) -> TaskScores:
         """Metrics of every document; ``judged`` holds the judges' extra fields of each document."""
@@ -176,12 +185,16 @@ class GenerateTask(PreparedTask):
             rows.append(row)
         return rows
 
-    def _sample_rows(self, prompts: list[str], completions: list[list[str]], scores: list) -> list[dict[str, Any]]:
+    def _sample_rows(
+        self, prompts: list[str], completions: list[list[str]], scores: list, reasons: list[list[str | None]]
+    ) -> list[dict[str, Any]]:
         rows = []
         answer_field = self.spec.answer_field
-        for d, (doc, prompt, samples, doc_scores) in enumerate(zip(self.docs, prompts, completions, scores)):
+        for d, (doc, prompt, samples, doc_scores, doc_reasons) in enumerate(
+            zip(self.docs, prompts, completions, scores, reasons)
+        ):
             doc_id = document_id(doc)
-            for s, (completion, sample_scores) in enumerate(zip(samples, doc_scores)):
+            for s, (completion, sample_scores, reason) in enumerate(zip(samples, doc_scores, doc_reasons)):
                 row = {
                     "task": self.spec.name,
                     "doc_index": d,
@@ -189,9 +202,33 @@ class GenerateTask(PreparedTask):
                     "sample_index": s,
                     "prompt": prompt,
                     "completion": completion,
+                    "finish_reason": reason,  # stop, length, abort; None: cached before it was recorded
                 }
                 if answer_field:
                     row["target"] = doc[answer_field]
                 row["scores"] = sample_scores
                 rows.append(row)
         return rows
+
+
+def finish_reason_counts(reasons: list[list[str | None]]) -> dict[str, int]:
+    """How the task's samples ended: {"stop": ..., "length": ...} ("length": cut at max_tokens or
+    the model's context), with "abort" and "unknown" (cached before it was recorded) when any."""
+    counts = {"stop": 0, "length": 0}
+    for reason in (r for doc in reasons for r in doc):
+        key = reason or "unknown"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def generation_timing(before: CacheStats, after: CacheStats, seconds: float) -> dict[str, Any]:
+    """One task's generation: its wall time, the new tokens it decoded and their rate (None when
+    the backend did not count them, or nothing was generated: all from the cache)."""
+    tokens = after.generated_tokens - before.generated_tokens
+    counted = after.untimed == before.untimed and after.generated > before.generated
+    return {
+        "generation_s": round(seconds, 3),
+        "generated_samples": after.generated - before.generated,
+        "generated_tokens": tokens if counted else None,
+        "tokens_per_s": round(tokens / seconds, 1) if counted and seconds > 0 else None,
+    }

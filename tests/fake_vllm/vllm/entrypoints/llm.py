@@ -16,6 +16,10 @@ sample's own seed so tests can tell samples and routing apart.
   v1/engine/parallel_sampling.py:96; 0.33.0 :94) whose seed is ``seed + i`` when the request has
   a seed (0.8.0 :72-84; 0.33.0 :69-81). The n outputs are collected by index (0.8.0 :117; 0.33.0 :124).
 
+- A sample's text is a few words, one token each (token_ids), cut at max_tokens: then its
+  finish_reason is "length", else "stop" (0.33.0 outputs.py:87-94, v1/engine/__init__.py:37).
+  ``FAKE_VLLM_ABORT_SEEDS``: child seeds whose sample ends "abort" (a request aborted midway).
+
 Test knobs: ``FAKE_VLLM_START_SECONDS`` (how long an engine takes to start) and
 ``FAKE_VLLM_FAIL_ON_GPUS`` (CUDA_VISIBLE_DEVICES values whose engine fails to start).
 """
@@ -123,7 +127,14 @@ class LLM:
             knobs = [params.temperature, params.top_p, params.top_k, params.max_tokens, params.stop]
             source = "greedy" if greedy else (seed if seed is not None else os.urandom(8).hex())
             tag = hashlib.sha256(json.dumps([ids, knobs, source]).encode()).hexdigest()[:8]
-            outputs.append(CompletionOutput(i, f"{tag} sample {i}. The answer is: 7", [], "stop", None))
+            words = f"{tag} sample {i}. The answer is: 7".split(" ")
+            limit = params.max_tokens if params.max_tokens is not None else len(words)
+            reason = "stop" if len(words) <= limit else "length"
+            words = words[:limit]
+            if str(seed) in os.environ.get("FAKE_VLLM_ABORT_SEEDS", "").split(","):
+                words, reason = words[:1], "abort"
+            token_ids = [sum(map(ord, w)) for w in words]
+            outputs.append(CompletionOutput(i, " ".join(words), token_ids, reason, None))
         return RequestOutput(request_id, ids, outputs)
 
 
