@@ -37,7 +37,11 @@ class CliResult:
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> CliResult:
-    """`python -m evalkit ARGS` in a subprocess, as a user runs it."""
+    """`python -m evalkit ARGS` in a subprocess, as a user runs it; in this process (click's test
+    runner) when EVALKIT_TEST_CLI_IN_PROCESS is set, so that benchmarks/mutation.py's mutants,
+    which live only in this process, are what the command runs."""
+    if os.environ.get("EVALKIT_TEST_CLI_IN_PROCESS") and cwd is None and not env:
+        return _run_cli_in_process(args)
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", *args],
         capture_output=True,
@@ -47,6 +51,24 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict
         env={**os.environ, **(env or {})},
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def _run_cli_in_process(args: tuple[str, ...]) -> CliResult:
+    import contextlib
+    import io
+
+    from evalkit.cli import main
+
+    out, err, argv, code = io.StringIO(), io.StringIO(), sys.argv, 0
+    sys.argv = ["evalkit", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

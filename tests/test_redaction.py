@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.config import BackendOptions, RunConfig
+from evalkit.config import BackendOptions, JudgeConfig, RunConfig
 from evalkit.errors import ConfigError
 from evalkit.redaction import redact, redact_url
 from tests.http_servers import ScriptedServer
@@ -64,7 +64,7 @@ def test_redact_removes_known_secrets_anywhere_and_keeps_the_rest():
 def test_the_config_in_results_has_no_userinfo():
     options = BackendOptions(base_url=_with_userinfo("http://127.0.0.1:1/v1") + ",http://bob:pw-b@h:2/v1")
     judge = BackendOptions(base_url=_with_userinfo("http://127.0.0.1:3/v1", "judge", "pw-j"))
-    config = RunConfig(model=None, tasks=("t",), backend_options=options, judge_options=judge).to_json()
+    config = RunConfig(model=None, tasks=("t",), backend_options=options, judges=JudgeConfig(options=judge)).to_json()
     text = json.dumps(config)
     assert PASSWORD not in text and "pw-b" not in text and "pw-j" not in text and "alice" not in text
     assert config["backend_options"]["base_url"] == "http://***@127.0.0.1:1/v1,http://***@h:2/v1"

@@ -386,8 +386,10 @@ def test_waiting_requests_are_batched_within_the_batch_size():
             super().__init__(None, device="cpu", batch_size=5)
             self.calls: list[tuple[int, int]] = []  # (prompts, sequences) of each call
             self.release = threading.Event()
+            self.entered = threading.Event()
 
         def generate_samples(self, batch, on_progress=None):
+            self.entered.set()
             self.release.wait(timeout=PATIENCE)  # the first call waits until every request is queued
             self.calls.append((len(batch.prompts), len(batch.prompts) * batch.sampling.decodes))
             return super().generate_samples(batch, on_progress)
@@ -409,8 +411,11 @@ def test_waiting_requests_are_batched_within_the_batch_size():
     for t in threads:
         t.start()
     deadline = time.monotonic() + PATIENCE
-    while batcher._queue.qsize() < len(asked) - 1 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first request is in the busy call; the others wait behind it
+    # Every request submitted (a queue's unfinished_tasks counts its puts: nothing marks them done)
+    # and the model busy with the first call: the others wait behind it.
+    while not (batcher._queue.unfinished_tasks == len(asked) and backend.entered.is_set()):
+        assert time.monotonic() < deadline, "the requests were never all queued"
+        time.sleep(0.05)
     backend.release.set()
     for t in threads:
         t.join(timeout=PATIENCE)
