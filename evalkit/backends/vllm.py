@@ -5,23 +5,21 @@
   sample i with ``seed + i``, so a prompt's samples depend neither on the prompts that share its
   call nor on the order of the run, and (V1 only) sample i does not depend on n.
 - Prompts are rendered with the model's chat template and tokenized exactly as the transformers
-  backend does (render_chat, adds_special_tokens), and sent as token ids, so both backends see
-  the same tokens. The engine runs in bfloat16, as the transformers backend does on a GPU.
+  backend does, and sent as token ids: both see the same tokens. The engine's dtype is --dtype
+  (auto: bfloat16, as the transformers backend on a GPU).
 - What vLLM would refuse for a whole call is refused first, in one line: a temperature above 2
   (vLLM >= 0.33 rejects it), and any prompt not shorter than ``max_model_len`` (vLLM rejects the
   call), whose documents the runner then names.
 - A request's max_tokens is at most what max_model_len leaves after its prompt (a note says so).
-  Each sample keeps vLLM's finish_reason (CompletionOutput.finish_reason: "stop", "length",
-  "abort") and its number of tokens.
-- Prefix caching is on: the n samples and the few-shot prefixes share their prompt's KV cache.
+  Each sample keeps its finish_reason ("stop", "length", "abort") and its number of tokens.
+- Prefix caching is on: a prompt's n samples and few-shot prefixes share its KV cache.
 - ``--data-parallel-size D`` starts D worker processes (no Ray), each with its own engine on its
   own ``--tensor-parallel-size`` GPUs (CUDA_VISIBLE_DEVICES). The engines start one after
   another, each once the previous one is ready: engines starting together can pick the same free
   port. Prompts are cut into D contiguous shards and the answers are put back in document order.
 
-vLLM cannot be installed where evalkit's CI runs; the request building, the sharding and the
-worker protocol are tested with a stand-in ``vllm`` module (tests/fake_vllm) that has the
-signatures and checks of vLLM 0.8.0 and 0.33.0.
+vLLM cannot be installed where evalkit's CI runs: requests, sharding and the worker protocol are
+tested with a stand-in ``vllm`` (tests/fake_vllm) with the signatures and checks of 0.8.0/0.33.0.
 """
 
 from __future__ import annotations
