@@ -233,8 +233,8 @@ def check_run(run: RunResult, baseline: RunResult, policy: CheckPolicy) -> list[
                 continue
             value = run.value(task, metric)
             if value is None:
-                where = "the task" if task not in run.tasks else "a value"
-                findings.append(Finding(task, metric, base, None, "missing", f"the run has no {where} for it"))
+                reason = "the run does not have this task" if task not in run.tasks else "the run has no value for it"
+                findings.append(Finding(task, metric, base, None, "missing", reason))
                 continue
             drop = -signed_gain(metric, value - base)
             tolerance = policy.tolerance(task, metric)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.errors import ConfigError
 from evalkit.gate import CheckPolicy, Tolerance, check_run, load_policy
 from evalkit.results import RunResult, TaskResult
 from tests.test_compare_check import write_run
@@ -212,3 +213,72 @@ def test_runs_with_no_task_in_common_are_refused(cli, tmp_path):
     ):
         message = one_error_line(cli(*args))
         assert "no task in common" in message and "a: math" in message and "b: code" in message
+
+
+def test_a_policy_file_keeps_its_own_tolerance_and_significance_unless_a_flag_is_given(tmp_path):
+    """Flags override a policy file only when given: a file's default tolerance survives a command
+    line without --max-drop, and significance is off unless the file or the flag asks for it."""
+    from evalkit.gate import make_policy
+
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text("default: {max_drop: 5}\n")
+    kept = make_policy(policy_file)
+    assert kept.default == Tolerance(5, None) and kept.require_significance is False
+    assert make_policy(policy_file, max_drop=1).default == Tolerance(1, None)
+    assert make_policy(policy_file, max_relative_drop=0.1).default == Tolerance(None, 0.1)
+    assert make_policy().require_significance is False and make_policy(require_significance=True).require_significance
+    policy_file.write_text("require_significance: true\n")
+    assert make_policy(policy_file).require_significance is True
+
+
+def test_a_tolerance_says_what_it_allows():
+    assert Tolerance().describe() == "no drop allowed"
+    assert Tolerance(2).describe() == "max drop 2"
+    assert Tolerance(2, 0.05).describe() == "max drop 2, max relative drop 5.0%"
+
+
+def test_only_the_chosen_metrics_are_gated_and_a_valueless_baseline_metric_skips_only_itself():
+    base = _run("base", math={"accuracy": 50.0, "distinct_2": 80.0, "pass@1": None, "maj@1": 40.0})
+    worse = _run("new", math={"accuracy": 40.0, "distinct_2": 70.0, "pass@1": 10.0, "maj@1": 30.0})
+    everything = _status(worse, base, CheckPolicy(default=Tolerance(1)))
+    # pass@1 has no baseline value: nothing to gate; the metrics after it are still gated.
+    assert everything == {"math/accuracy": "regression", "math/distinct_2": "regression", "math/maj@1": "regression"}
+    assert _status(worse, base, CheckPolicy(default=Tolerance(1), only=("accuracy",))) == {
+        "math/accuracy": "regression"
+    }
+
+
+@pytest.mark.parametrize(("confidence", "accepted"), [(0.5, True), (0.95, True), (0.4999, False), (1, False)])
+def test_policy_confidence_is_at_least_one_half_and_below_one(tmp_path, confidence, accepted):
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(f"confidence: {confidence}\n")
+    if accepted:
+        assert load_policy(policy_file).confidence == confidence
+    else:
+        with pytest.raises(ConfigError, match="confidence must be a number in"):
+            load_policy(policy_file)
+
+
+def test_a_finding_within_its_tolerance_says_how_far_it_fell():
+    assert Tolerance(2).within(0) == "no drop" and Tolerance(2).within(-1) == "no drop"
+    assert Tolerance(2).within(1.5) == "1.5 within max drop 2"
+
+
+def test_a_neutral_or_missing_metric_does_not_stop_the_ones_after_it():
+    base = _run("base", math={"mean_words": 9.0, "accuracy": 50.0, "maj@1": 40.0, "distinct_2": 80.0})
+    new = _run("new", math={"mean_words": 3.0, "accuracy": 40.0, "distinct_2": 70.0})
+    assert _status(new, base, CheckPolicy(default=Tolerance(1))) == {
+        "math/accuracy": "regression",
+        "math/maj@1": "missing",
+        "math/distinct_2": "regression",
+    }
+
+
+def test_relative_tolerance_of_a_zero_baseline_and_the_reason_a_value_is_missing():
+    # Any drop from 0 is infinitely large relatively; 1.0 is an ordinary baseline.
+    assert Tolerance(None, 0.5).exceeded_by(0.1, 0.0) and not Tolerance(None, 0.5).exceeded_by(0.1, 1.0)
+    base = _run("base", math={"accuracy": 50.0, "maj@1": 40.0}, poems={"distinct_2": 80.0})
+    new = _run("new", math={"accuracy": 50.0})
+    reasons = {f"{f.task}/{f.metric}": f.reason for f in check_run(new, base, CheckPolicy())}
+    assert reasons["math/maj@1"] == "the run has no value for it"
+    assert reasons["poems/distinct_2"] == "the run does not have this task"
