@@ -1,5 +1,5 @@
 """Generation backends, looked up by name: ``hf`` (transformers), ``vllm``, ``openai`` (any
-OpenAI-compatible server). A factory takes (model, device, batch_size, options) and returns a
+OpenAI-compatible server). A factory takes a :class:`BackendArgs` and returns a
 :class:`Backend`; what a backend can do beyond generating is a capability class it inherits
 (LogitsBackend, LogLikelihoodBackend). Heavy libraries load when a backend first needs them."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 from evalkit.backends.base import (
     BACKENDS,
     Backend,
+    BackendArgs,
     GenerationFailed,
     LogitsBackend,
     LogLikelihoodBackend,
@@ -23,39 +24,18 @@ from evalkit.config import BackendOptions, ChatFormat, ModelOptions
 
 
 @BACKENDS.register("hf")
-def _hf(
-    model: str | None,
-    device: str,
-    batch_size: int | None,
-    options: BackendOptions,
-    model_options: ModelOptions | None = None,
-    chat_format: ChatFormat | None = None,
-) -> Backend:
-    return HFBackend(model, device=device, batch_size=batch_size, options=model_options, chat_format=chat_format)
+def _hf(a: BackendArgs) -> Backend:
+    return HFBackend(a.model, a.device, a.batch_size, a.model_options, a.chat_format)
 
 
 @BACKENDS.register("vllm")
-def _vllm(
-    model: str | None,
-    device: str,
-    batch_size: int | None,
-    options: BackendOptions,
-    model_options: ModelOptions | None = None,
-    chat_format: ChatFormat | None = None,
-) -> Backend:
-    return VLLMBackend(model, options, model_options, chat_format)
+def _vllm(a: BackendArgs) -> Backend:
+    return VLLMBackend(a.model, a.options, a.model_options, a.chat_format)
 
 
 @BACKENDS.register("openai")
-def _openai(
-    model: str | None,
-    device: str,
-    batch_size: int | None,
-    options: BackendOptions,
-    model_options: ModelOptions | None = None,
-    chat_format: ChatFormat | None = None,
-) -> Backend:
-    return OpenAIBackend(model, options, model_options, chat_format)
+def _openai(a: BackendArgs) -> Backend:
+    return OpenAIBackend(a.model, a.options, a.model_options, a.chat_format)
 
 
 def make_backend(
@@ -70,12 +50,14 @@ def make_backend(
     """The backend ``name`` on ``model``; ``model_options`` (dtype, revision, trust_remote_code)
     and ``chat_format`` (chat template, the template's default system turn) default to the
     defaults, as the judges use them."""
-    return BACKENDS.get(name)(model, device, batch_size, options, model_options, chat_format)
+    args = BackendArgs(model, device, batch_size, options, model_options or ModelOptions(), chat_format or ChatFormat())
+    return BACKENDS.get(name)(args)
 
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "BackendArgs",
     "GenerationFailed",
     "LogLikelihoodBackend",
     "LogitsBackend",

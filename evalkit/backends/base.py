@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.config import SamplingConfig
+from evalkit.config import BackendOptions, ChatFormat, ModelOptions, SamplingConfig
 from evalkit.errors import EvalkitError
 from evalkit.registry import Registry
 
@@ -145,7 +145,18 @@ class LogLikelihoodBackend(ABC):
         """lm-eval's model name and arguments for this backend's model, device and dtype."""
 
 
-BackendFactory = Callable[..., Backend]
-"""(model, device, batch_size, options, model_options, chat_format) -> a backend."""
+@dataclass(frozen=True)
+class BackendArgs:
+    """What every backend factory is given: the model and the run's settings for it."""
+
+    model: str | None
+    device: str
+    batch_size: int | None
+    options: BackendOptions
+    model_options: ModelOptions
+    chat_format: ChatFormat
+
+
+BackendFactory = Callable[[BackendArgs], Backend]
 
 BACKENDS: Registry[BackendFactory] = Registry("backend")
