@@ -164,6 +164,13 @@ def report(runs: tuple[Path, ...], output: Path, **opts: Any) -> None:
 @click.option("--deepspeed", type=click.Path(path_type=Path), default=None, help="DeepSpeed JSON config.")
 @click.option("--logging-steps", type=int, default=10, show_default=True)
 @click.option("--save-steps", type=int, default=0, help="Intermediate checkpoints every N steps (0: final only).")
+@click.option(
+    "--fixed-set",
+    type=int,
+    default=32,
+    show_default=True,
+    help="First N examples whose loss is measured before and after training.",
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--report-to", multiple=True, type=click.Choice(TARGETS), help="Also log to wandb or tensorboard (repeatable)."

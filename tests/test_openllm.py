@@ -59,12 +59,11 @@ def _hub_schema(data: Path) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
-def _direct_configs(data: Path) -> list[dict]:
+def _direct_configs(data: Path, task_manager) -> list[dict]:
     import datasets
-    from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    index = TaskManager().task_index
+    index = task_manager.task_index
     shots = {"arc_challenge": 25, "winogrande": 5, "truthfulqa_mc2": 0}
     # Splits the local copies lack: few-shot examples come from the evaluated split.
     splits = {
@@ -92,10 +91,23 @@ def _direct_configs(data: Path) -> list[dict]:
     return configs
 
 
-def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
-    import lm_eval
+@pytest.fixture(scope="module")
+def lm_eval_direct():
+    """lm-eval's own task index and HF model, built once for this file's direct calls (each
+    TaskManager() indexes lm-eval's YAML tree for seconds; each model="hf" string loads the model
+    again). The model is lm-eval's HFLM with the arguments a user would pass as model_args."""
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
 
     from evalkit.models import resolve_model
+
+    lm = HFLM(pretrained=str(resolve_model(None).source), device="cpu", dtype="float32", batch_size=4)
+    return TaskManager(), lm
+
+
+def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path, lm_eval_direct):
+    import lm_eval
+
     from evalkit.runner import run
 
     task_dir = tmp_path / "tasks"
@@ -122,18 +134,14 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     # One simple_evaluate per evalkit task, as evalkit calls it: lm-eval batches the requests of one
     # call together, and float32 log-likelihoods (TruthfulQA's MC2 is continuous) depend on the padding.
     direct: dict = {}
-    configs = {c["task"]: c for c in _direct_configs(shared_data)}
+    task_manager, lm = lm_eval_direct
+    configs = {c["task"]: c for c in _direct_configs(shared_data, task_manager)}
     groups = [["arc_challenge"], ["winogrande"], ["truthfulqa_mc2"], [f"mmlu_{s}" for s in SUBJECTS]]
     for group in groups:
         direct |= lm_eval.simple_evaluate(
-            model="hf",
-            model_args={
-                "pretrained": str(resolve_model(None).source),
-                "device": "cpu",
-                "dtype": "float32",
-                "batch_size": 4,
-            },
+            model=lm,
             tasks=[configs[name] for name in group],
+            task_manager=task_manager,
             limit=LIMIT,
             random_seed=SEED,
             numpy_random_seed=SEED,
@@ -163,16 +171,15 @@ def test_openllm_tasks_equal_lm_eval_called_directly(shared_data, tmp_path):
     assert len({r["doc_id"] for r in rows}) == len(rows)
 
 
-def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
+def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path, lm_eval_direct):
     """The one generating task: 5-shot greedy GSM8K through evalkit equals lm-eval on the same data."""
     import datasets
     import lm_eval
-    from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from evalkit.models import resolve_model
     from evalkit.runner import run
 
+    task_manager, lm = lm_eval_direct
     limit = 2
     config = RunConfig(
         model=None, tasks=("gsm8k_openllm",), limit=limit, seed=SEED, data_dir=shared_data,
@@ -180,7 +187,7 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
     )  # fmt: skip
     results = run(config, progress=False).to_json()
     rows = [json.loads(line) for line in (shared_data / "gsm8k/test.jsonl").read_text().splitlines()]
-    task = load_yaml(TaskManager().task_index["gsm8k"].yaml_path, resolve_func=True)
+    task = load_yaml(task_manager.task_index["gsm8k"].yaml_path, resolve_func=True)
     task = {k: v for k, v in task.items() if k not in ("tag", "group")}
     dataset = datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
     task.update(
@@ -188,12 +195,8 @@ def test_gsm8k_generation_equals_lm_eval_called_directly(shared_data, tmp_path):
         custom_dataset=functools.partial(lambda d, **_: d, dataset),
     )  # fmt: skip
     direct = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={
-            "pretrained": str(resolve_model(None).source), "device": "cpu", "dtype": "float32", "batch_size": 4,
-        },
-        tasks=[task], limit=limit, random_seed=SEED, numpy_random_seed=SEED, torch_random_seed=SEED,
-        fewshot_random_seed=SEED, log_samples=True,
+        model=lm, task_manager=task_manager, tasks=[task], limit=limit, log_samples=True,
+        random_seed=SEED, numpy_random_seed=SEED, torch_random_seed=SEED, fewshot_random_seed=SEED,
     )  # fmt: skip
     # The same generations, not only the same (possibly all-zero) scores.
     logged = [s for s in direct["samples"]["gsm8k"] if s["filter"] == "strict-match"]  # one row per filter

@@ -55,6 +55,7 @@ def test_config_validation():
         ({"beta": 0}, "beta must be > 0"),
         ({"h": "tanh"}, "h must be"),
         ({"learning_rate": -1}, "learning rate"),
+        ({"fixed_set": 0}, "fixed set must be >= 1 example, got 0"),
     ]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig(model=None, data="x", output_dir="o", **bad)
@@ -88,6 +89,8 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         "0",
         "--logging-steps",
         "3",
+        "--fixed-set",
+        "8",
         "--seed",
         "1",
     ]
@@ -96,7 +99,7 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         result = cli("train", *common, "--loss", loss, "--output-dir", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         info = json.loads((out / "evalkit_train.json").read_text())
-        assert info["steps"] == 12 and info["config"]["loss"] == loss
+        assert info["steps"] == 12 and info["config"]["loss"] == loss and info["fixed_set_examples"] == 8
         log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
         losses = [row["loss"] for row in log if "loss" in row]
         assert len(losses) == 4 and all("token_entropy" in row for row in log if "loss" in row)

@@ -51,6 +51,7 @@ class TrainConfig:
     deepspeed: Path | None = None
     logging_steps: int = 10
     save_steps: int = 0  # 0: only the final checkpoint
+    fixed_set: int = 32  # first N training examples whose loss is measured before and after training
     seed: int = 42
     report_to: tuple[str, ...] = ()  # wandb, tensorboard (evalkit.loggers)
 
@@ -75,6 +76,7 @@ class TrainConfig:
             (self.limit is None or self.limit >= 1, f"limit must be >= 1, got {self.limit}"),
             (self.neftune_alpha is None or self.neftune_alpha > 0, "NEFTune alpha must be > 0"),
             (self.lora_r >= 1, f"LoRA rank must be >= 1, got {self.lora_r}"),
+            (self.fixed_set >= 1, f"fixed set must be >= 1 example, got {self.fixed_set}"),
         ]
         for ok, message in checks:
             if not ok:

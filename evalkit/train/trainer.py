@@ -26,7 +26,6 @@ from evalkit.train.sft_data import collate
 
 LOG_FILE = "train_log.jsonl"
 INFO_FILE = "evalkit_train.json"
-FIXED_SET = 32  # training examples whose loss is measured before and after training
 
 
 def _checkpointing_argument() -> str:
@@ -219,7 +218,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         callbacks=[_log_callback(config.output_dir / LOG_FILE), *trainer_callbacks(report_to, config.output_dir)],
     )
     loss_fn = trainer.loss_path.logits_loss
-    probe = examples[:FIXED_SET]
+    probe = examples[: config.fixed_set]
     before = fixed_set_loss(trainer.model, probe, loss_fn, tokenizer.pad_token_id, config.batch_size)
     result = trainer.train()
     after = fixed_set_loss(trainer.model, probe, loss_fn, tokenizer.pad_token_id, config.batch_size)
