@@ -219,7 +219,8 @@ def test_holm_and_bh_match_a_hand_computed_example():
     assert adjust(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert adjust(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
     assert adjust(p, "none") == p
-    assert adjust([0.5, 0.9], "holm") == [1.0, 1.0]  # capped at 1
+    assert adjust([0.6, 0.9], "holm") == [1.0, 1.0]  # 2 x 0.6 = 1.2, capped at 1
+    assert adjust([0.3], "holm") == adjust([0.3], "bh") == [0.3]  # one hypothesis: nothing to correct
 
 
 def _synthetic_pair(rng: np.random.Generator, n_metrics: int, n_docs: int, shift: float = 0.0):

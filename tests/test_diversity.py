@@ -45,10 +45,14 @@ def test_sbert_diversity_matches_the_gem_formula():
     assert sbert_diversity(STORIES[:2]) == pytest.approx(_gem_sbert(STORIES[:2]), abs=1e-4)
 
 
-def test_embedding_distance_matches_the_mean_over_pairs():
-    emb = load_sbert().encode(STORIES).astype(np.float64)
+def test_embedding_distance_matches_the_mean_over_pairs(capfd):
+    emb = load_sbert().encode(STORIES, show_progress_bar=False).astype(np.float64)
     distances = [np.linalg.norm(a - b) for a, b in itertools.combinations(emb, 2)]
+    capfd.readouterr()
     assert embedding_distance(STORIES) == pytest.approx(np.mean(distances), abs=1e-5)
+    # Two samples are one pair: defined, and equal to that pair's distance.
+    assert embedding_distance(STORIES[:2]) == pytest.approx(np.linalg.norm(emb[0] - emb[1]), abs=1e-5)
+    assert capfd.readouterr().err == ""  # no encoder progress bar in evalkit's output
 
 
 def test_embedding_metrics_edge_cases():

@@ -14,6 +14,14 @@ REFERENCES = {  # response set -> (official results file stem, prompts scored)
     "gpt4": ("gpt4_podtech", 540),
     "llama": ("llama31_8b_jacklingjie", 541),
 }
+# The prompts whose verdicts differ from the official files at evalkit's default seed (0), as
+# docs/ifeval.md lists them: every one on a randomised instruction (checked below).
+DOCUMENTED_DIFFERENCES = {
+    ("gpt4", "strict"): {1122, 1129},
+    ("gpt4", "loose"): set(),
+    ("llama", "strict"): {1122, 1813, 279},
+    ("llama", "loose"): {1813, 3617},
+}
 
 
 def _load(data, model: str, mode: str):
@@ -46,7 +54,7 @@ def test_verdicts_equal_the_official_ones_wherever_the_official_scorer_is_determ
         # ...and the official verdict is one that checker really produces under another draw.
         outcomes = {follow_instructions(record, response, loose=loose, seed=s)[i] for s in range(64)}
         assert theirs in outcomes and len(outcomes) == 2, (record["key"], outcomes)
-    assert len(differing) <= 3
+    assert {record["key"] for record, *_ in differing} == DOCUMENTED_DIFFERENCES[(model, mode)]
 
 
 def test_seeded_verdicts_are_stable_and_leave_the_callers_random_state_alone(shared_data):
@@ -90,6 +98,11 @@ def test_bad_records_are_data_errors():
         follow_instructions({"prompt": "x"}, "y")
     with pytest.raises(DataError, match="unknown instruction"):
         follow_instructions({"prompt": "x", "instruction_id_list": ["no:such"], "kwargs": [{}]}, "y")
+    # The error names the record's key, 0 for a record without one.
+    with pytest.raises(DataError, match=r"^IFEval record 0: unknown instruction 'no:such'"):
+        follow_instructions({"prompt": "x", "instruction_id_list": ["no:such"], "kwargs": [{}]}, "y")
+    with pytest.raises(DataError, match=r"^IFEval record 7: "):
+        follow_instructions({"key": 7, "prompt": "x", "instruction_id_list": ["no:such"], "kwargs": [{}]}, "y")
 
 
 def test_ifeval_task_runs_offline_on_the_embedded_model(cli, shared_data, tmp_path):

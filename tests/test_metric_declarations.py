@@ -128,3 +128,26 @@ def test_a_metric_cannot_report_an_undeclared_value():
     spec = MetricSpec("bad", (higher("good"),), lambda completions, doc, field: MetricResult({"good": 1.0, "bad": 0.0}))
     with pytest.raises(UndeclaredOutput, match=r"metric bad computed \['bad'\]"):
         spec(["x"], {}, None)
+
+
+def test_families_and_signed_gains_of_declared_and_undeclared_values():
+    from evalkit.metrics.directions import family, signed_gain
+
+    assert family("pass@4") == "pass" and family("maj@16") == "maj"  # declared curves
+    assert family("accuracy") == "accuracy"  # declared, not a curve
+    # A value no declaration knows (a results.json from another version, a user's task) that
+    # looks like a curve point is drawn with its own family.
+    assert family("custom_score@8") == "custom_score"
+    assert family("custom_score") == "custom_score"
+    assert direction("mean_words") == "none"
+    assert signed_gain("mean_words", 3.0) == 0.0 and signed_gain("mean_words", -3.0) == 0.0
+    assert signed_gain("accuracy", 2.0) == 2.0 and signed_gain("accuracy", -2.0) == -2.0
+    assert direction("asr") == "lower" and signed_gain("asr", 2.0) == -2.0
+
+
+def test_split_k_reads_only_a_number_after_the_last_at():
+    from evalkit.metrics.spec import split_k
+
+    assert split_k("pass@16") == ("pass", 16) and split_k("a@b@2") == ("a@b", 2)
+    assert split_k("pass@") == ("pass@", None) and split_k("pass@k") == ("pass@k", None)
+    assert split_k("2") == ("2", None) and split_k("accuracy") == ("accuracy", None)

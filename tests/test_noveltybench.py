@@ -19,21 +19,33 @@ from evalkit.judges.equivalence import Rouge1Equivalence, parse_method
 from evalkit.metrics import METRICS, novelty
 from tests.conftest import REPO
 
+# reward_thresholds of novelty-bench's src/score.py (calibrated on Skywork-Reward-Gemma-2-27B-v0.2),
+# written out here from the official file, not read from evalkit.
+OFFICIAL_THRESHOLDS = (-7.71875, -6.28125, -6.0, -5.71875, -5.5, -5.0, -4.375, -3.4375, -2.046875)
+
 
 def reward_for_score(score: int) -> float:
     """A raw reward that NoveltyBench maps to ``score`` (thresholds are the upper bucket edges)."""
-    edges = novelty.REWARD_THRESHOLDS
+    edges = OFFICIAL_THRESHOLDS
     return edges[score - 1] if score <= len(edges) else edges[-1] + 1.0
 
 
 def test_reward_to_score_buckets():
-    edges = novelty.REWARD_THRESHOLDS
+    assert novelty.REWARD_THRESHOLDS == OFFICIAL_THRESHOLDS
+    edges = OFFICIAL_THRESHOLDS
     assert novelty.reward_to_score(-100.0) == 1
     assert novelty.reward_to_score(edges[0]) == 1  # bisect_left: a reward on an edge stays below it
     assert novelty.reward_to_score(edges[0] + 1e-6) == 2
     assert novelty.reward_to_score(-5.2) == 6  # above -5.5, at most -5.0
     assert novelty.reward_to_score(edges[-1] + 1e-6) == 10
     assert [novelty.reward_to_score(reward_for_score(s)) for s in range(1, 11)] == list(range(1, 11))
+    assert [novelty.reward_to_score(e + 1e-6) for e in edges] == list(range(2, 11))
+
+
+def test_generation_scores_need_one_score_per_sample():
+    assert novelty.generation_scores([0, 1, 0, 2], [5, 6, 7, 8]) == [5, 6, 0, 8]
+    with pytest.raises(ValueError):
+        novelty.generation_scores([0, 1, 0], [5, 6])
 
 
 def test_example_submission_distinct_and_utility(shared_data):

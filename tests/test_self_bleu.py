@@ -223,6 +223,24 @@ def test_very_long_samples():
     check_both_modes(texts)
 
 
+def test_samples_long_enough_to_overflow_packed_keys():
+    """Above _DIRECT_LIMIT the n-gram codes are renumbered order by order: here the packed int64
+    keys would overflow (base^4 x width >= 2^63), and the renumbering path runs unforced."""
+    rng = random.Random(5)
+    texts = [recombined_text(rng, SENTENCES, 480) for _ in range(4)]
+    n_tok = sum(len(sb._tokenize(t).split()) for t in texts)
+    assert (n_tok + 1) ** 4 * (4 * len(texts)) >= 2**63, n_tok
+    assert_close(self_bleu_per_sample(texts), ref_multi(texts))
+
+
+def test_the_last_new_token_never_collides_with_another_bigram():
+    """Token ids run 1..n_tok (the position of a token's first occurrence), so the n-gram codes
+    need base n_tok + 1: with a smaller base, ("beta", "zeta"), whose "zeta" first occurs last,
+    would share a code with ("gamma", "alpha") of the other sample."""
+    check_both_modes(["alpha beta gamma alpha", "beta zeta"])
+    check_both_modes(["alpha beta gamma alpha delta", "beta zeta", "gamma alpha beta omega"])
+
+
 def test_punctuation_only_differences():
     texts = [
         "Hello, world! How are you today?",

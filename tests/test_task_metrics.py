@@ -223,6 +223,13 @@ def test_aggregate_weighted_mean_and_stderr_written_out():
     assert plain.metrics["x"] == 5.0 and plain.stderr["x"] == pytest.approx(math.sqrt(13) / math.sqrt(3))
     assert math.isnan(aggregate([{"y": float("nan")}]).metrics["y"]) and "y" not in aggregate([{"y": 1.0}]).stderr
     assert list(aggregate([{"maj@16": 1.0, "maj@2": 1.0, "maj@4": 1.0}]).metrics) == ["maj@2", "maj@4", "maj@16"]
+    # A value with no @k comes before the curve of the same name.
+    assert list(aggregate([{"maj@2": 1.0, "maj@1": 1.0, "maj": 1.0}]).metrics) == ["maj", "maj@1", "maj@2"]
+    # A value that is nan on every document does not stop the values after it.
+    after_nan = aggregate([{"a": float("nan"), "b": 1.0}, {"a": float("nan"), "b": 3.0}])
+    assert math.isnan(after_nan.metrics["a"]) and after_nan.metrics["b"] == 2.0
+    # A document whose weights do not name a value weighs 1 for it: (3 x 1 + 1 x 3) / 4.
+    assert aggregate([{"x": 1.0}, {"x": 3.0}], [{"x": 3.0}, {}]).metrics["x"] == 1.5
 
 
 # ---- the remaining wrappers: values written out by hand ----------------------------------------
