@@ -39,7 +39,13 @@ REPO = Path(__file__).resolve().parent.parent
 # tests that load a model or run the whole benchmark set; they are not what kills these mutants.
 MODULES: dict[str, list[str]] = {
     "evalkit/metrics/aggregation.py": ["tests/test_task_metrics.py", "tests/test_compare_check.py"],
-    "evalkit/metrics/bootstrap.py": ["tests/test_compare_check.py"],
+    "evalkit/metrics/bootstrap.py": [
+        "tests/test_bootstrap.py",
+        "tests/test_compare_check.py",
+        "tests/test_compare_trust.py",
+        "-k",
+        "not two_seeds",
+    ],
     "evalkit/metrics/bradley_terry.py": ["tests/test_bradley_terry.py"],
     "evalkit/metrics/directions.py": ["tests/test_metric_declarations.py", "tests/test_compare_check.py"],
     "evalkit/metrics/diversity.py": [

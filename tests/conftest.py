@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_processes
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,12 +38,18 @@ class CliResult:
     stderr: str
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> CliResult:
-    """`python -m evalkit ARGS` in a subprocess, as a user runs it; in this process (click's test
-    runner) when EVALKIT_TEST_CLI_IN_PROCESS is set, so that benchmarks/mutation.py's mutants,
-    which live only in this process, are what the command runs."""
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None, fresh: bool = False
+) -> CliResult:
+    """`evalkit ARGS` in a process of its own, as a user runs it: forked from a server that has
+    imported the heavy libraries once (tests/cli_processes.py), or with ``fresh`` (or an
+    environment the server does not have) a new `python -m evalkit` subprocess. In this process
+    when EVALKIT_TEST_CLI_IN_PROCESS is set, so that benchmarks/mutation.py's mutants, which live
+    only in this process, are what the command runs."""
     if os.environ.get("EVALKIT_TEST_CLI_IN_PROCESS") and cwd is None and not env:
         return _run_cli_in_process(args)
+    if not fresh and cli_processes.can_fork(env):
+        return CliResult(*cli_processes.run_forked(args, cwd, timeout))
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", *args],
         capture_output=True,

@@ -59,6 +59,7 @@ def test_train_reports_to_tensorboard_without_warnings_and_saves_a_readable_mode
         *("--data", str(shared_data / "alpaca" / "alpaca_data.json"), "--limit", "6", "--max-steps", "2"),
         *("--batch-size", "3", "--max-length", "64", "--logging-steps", "1", "--warmup-ratio", "0"),
         *("--output-dir", str(out), "--report-to", "tensorboard"),
+        fresh=True,  # a new interpreter: a warning raised while a library is imported must show here too
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Warning" not in result.stderr, result.stderr  # no FutureWarning or other library warning leaks

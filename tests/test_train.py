@@ -78,7 +78,7 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         "--limit",
         "120",
         "--max-steps",
-        "12",
+        "8",
         "--batch-size",
         "2",
         "--max-length",
@@ -88,7 +88,7 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         "--warmup-ratio",
         "0",
         "--logging-steps",
-        "3",
+        "2",
         "--fixed-set",
         "8",
         "--seed",
@@ -99,7 +99,7 @@ def test_gem_and_ce_training_lower_the_loss_and_the_checkpoint_scores(cli, share
         result = cli("train", *common, "--loss", loss, "--output-dir", str(out))
         assert result.returncode == 0, result.stderr[-3000:]
         info = json.loads((out / "evalkit_train.json").read_text())
-        assert info["steps"] == 12 and info["config"]["loss"] == loss and info["fixed_set_examples"] == 8
+        assert info["steps"] == 8 and info["config"]["loss"] == loss and info["fixed_set_examples"] == 8
         log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
         losses = [row["loss"] for row in log if "loss" in row]
         assert len(losses) == 4 and all("token_entropy" in row for row in log if "loss" in row)
