@@ -104,3 +104,75 @@ def test_unequal_lengths_are_refused():
         paired_bootstrap([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="differ in length"):
         paired_bootstrap([1.0, 2.0], [1.0, 2.0], weights=[1.0])
+
+
+def _normal_levels(monkeypatch) -> None:
+    """Phi^-1(q) for the BCa formula's levels, as scipy uses (evalkit expands them for n)."""
+    monkeypatch.setattr(bootstrap._Levels, "z", lambda self, q: NormalDist().inv_cdf(q))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bca_interval_equals_scipys_with_the_same_resamples_and_normal_levels(seed, monkeypatch):
+    """scipy.stats.bootstrap(method="BCa") draws its resamples as evalkit does (one
+    Generator.integers(0, n, (n_resamples, n)) call): with normal levels the intervals agree."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 1, 30)
+    b = a + rng.normal(0.2, 1, 30) ** 3  # skewed differences: z0 and the acceleration matter
+    _normal_levels(monkeypatch)
+    ours = paired_bootstrap(a, b, confidence=0.9)
+    theirs = stats.bootstrap(
+        (b - a,), np.mean, confidence_level=0.9, n_resamples=2000, method="BCa",
+        random_state=np.random.default_rng(0), vectorized=True,
+    ).confidence_interval  # fmt: skip
+    assert ours.low == pytest.approx(theirs.low, abs=1e-9) and ours.high == pytest.approx(theirs.high, abs=1e-9)
+
+
+def test_levels_are_hesterbergs_expansion_of_the_t_quantile():
+    levels = bootstrap._Levels(12)
+    scale = math.sqrt(12 / 11)
+    assert levels.z(0.025) == pytest.approx(scale * stats.t.ppf(0.025, 11), rel=1e-12)
+    assert levels.level(-2.0) == pytest.approx(stats.t.cdf(-2.0 / scale, 11), rel=1e-12)
+    assert levels.t_tail(-2.0) == pytest.approx(stats.t.cdf(-2.0, 11), rel=1e-12)
+
+
+def test_edges_of_the_p_value_and_the_interval():
+    # No difference at all, many replicates exactly 0 (counted against the difference on both
+    # sides): p is 1, never above.
+    same = paired_bootstrap([0.0] * 20 + [1.0, 0.0], [0.0] * 20 + [0.0, 1.0])
+    assert same.delta == 0 and same.p_value == 1.0 and same.verdict == "no significant difference"
+    assert paired_bootstrap([1.0] * 8, [1.0] * 8) == bootstrap.PairedInterval(0.0, 0.0, 0.0, 8, 1.0)
+    assert paired_bootstrap([1.0] * 8, [3.0] * 8) == bootstrap.PairedInterval(2.0, 2.0, 2.0, 8, 0.0)
+    alternating = paired_bootstrap([0.0] * 12, [0.0, 1.0] * 6)  # differences spread by exactly 1
+    assert alternating.low < 0.5 < alternating.high and 0 < alternating.p_value < 1
+    assert math.isnan(paired_bootstrap([], []).delta) and paired_bootstrap([], []).n_pairs == 0
+    assert bootstrap.PairedInterval(0.5, 0.1, None, 9).verdict == "n/a"
+    assert bootstrap.PairedInterval(0.5, None, 0.9, 9).verdict == "n/a"
+
+
+def test_documents_of_weight_zero_are_left_out():
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 1, 20), rng.normal(0.3, 1, 20)
+    weights = rng.integers(1, 4, 20).astype(float)
+    weights[[2, 7, 11]] = 0.0
+    kept = weights > 0
+    with_zeros = paired_bootstrap(a, b, weights=weights)
+    assert with_zeros == paired_bootstrap(a[kept], b[kept], weights=weights[kept]) and with_zeros.n_pairs == 17
+
+
+def test_p_value_ties_at_zero_and_the_resolution_of_the_resamples():
+    levels = bootstrap._Levels(20)
+    # 3 of 10 replicates at or below 0 (two exactly 0), 8 at or above: the lower end reaches 0 at
+    # the level of the 3/10 quantile.
+    replicates = np.array([-1.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+    expected = 2 * levels.level(NormalDist().inv_cdf(0.3))
+    assert bootstrap._p_value(replicates, 0.0, 0.0, levels) == pytest.approx(expected, rel=1e-12)
+    # All above 0: no better than half a resample of 2,000 on one side.
+    above = np.linspace(0.1, 2.0, 2000)
+    floor = 2 * levels.level(NormalDist().inv_cdf(0.5 / 2000))
+    assert bootstrap._p_value(above, 0.0, 0.0, levels) == pytest.approx(floor, rel=1e-12)
+    assert bootstrap._p_value(-above, 0.0, 0.0, levels) == pytest.approx(floor, rel=1e-12)
+
+
+def test_constant_differences_have_no_acceleration():
+    z0, accel = bootstrap._bias_and_acceleration(np.full(6, 2.0), np.ones(6), 2.0, np.full(50, 2.0))
+    assert accel == 0.0 and z0 == 0.0
