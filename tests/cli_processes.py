@@ -30,6 +30,8 @@ PRELOAD = ["tests._cli_preload"]
 # Variables pytest changes from test to test, which no command reads.
 _IGNORED_VARIABLES = {"PYTEST_CURRENT_TEST"}
 
+_REPO = str(Path(__file__).resolve().parent.parent)
+
 _server_environment: dict[str, str] | None = None
 
 
@@ -41,6 +43,9 @@ def _context():  # noqa: ANN202 - multiprocessing's forkserver context
     global _server_environment
     context = multiprocessing.get_context("forkserver")
     if _server_environment is None:
+        # The server imports tests._cli_preload from sys.path, whatever directory a test is in.
+        if _REPO not in sys.path:
+            sys.path.insert(0, _REPO)
         context.set_forkserver_preload(PRELOAD)
         _server_environment = _environment()
     return context
@@ -54,15 +59,14 @@ def can_fork(env: dict | None) -> bool:
     return {**_environment(), **(env or {})} == _server_environment
 
 
-def _command(args: list[str], cwd: str | None, out: str, err: str) -> None:
+def _command(args: list[str], cwd: str, out: str, err: str) -> None:
     """In the forked process: what `python -m evalkit ARGS` does, then exit as Python would."""
     os.setsid()  # the command's own process group: a timeout kills its children too
     for fd, path in ((1, out), (2, err)):
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(handle, fd)
         os.close(handle)
-    if cwd is not None:
-        os.chdir(cwd)
+    os.chdir(cwd)
     sys.argv = ["evalkit", *args]
     code = 0
     try:
@@ -94,7 +98,8 @@ def run_forked(args: tuple[str, ...], cwd: Path | None, timeout: float) -> tuple
     context = _context()
     with tempfile.TemporaryDirectory(prefix="evalkit-cli-") as folder:
         out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-        process = context.Process(target=_command, args=(list(args), str(cwd) if cwd else None, out, err))
+        # The test's working directory (a subprocess inherits it), not the server's.
+        process = context.Process(target=_command, args=(list(args), str(cwd or os.getcwd()), out, err))
         process.start()
         process.join(timeout)
         if process.exitcode is None:

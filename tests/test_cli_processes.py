@@ -42,3 +42,11 @@ def test_the_working_directory_is_the_commands(tmp_path):
     fresh = run_cli("list", "--task-dir", "tasks", cwd=tmp_path, fresh=True)
     assert forked.returncode == fresh.returncode == 2 and "tasks/mine.yaml" in forked.stderr  # found from there
     assert forked.stdout == fresh.stdout and forked.stderr == fresh.stderr
+
+
+def test_a_command_runs_in_the_tests_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "mine.yaml").write_text("name: mine\nkind: generate\ndata: none.jsonl\nprompt: '{{x}}'\n")
+    monkeypatch.chdir(tmp_path)
+    forked = run_cli("list", "--task-dir", "tasks")
+    assert forked.returncode == 2 and "tasks/mine.yaml" in forked.stderr
