@@ -59,7 +59,7 @@ MODULES: dict[str, list[str]] = {
     "evalkit/metrics/sampling.py": ["tests/test_math_sampling.py", "-k", "not gold_solutions"],
     "evalkit/metrics/self_bleu.py": ["tests/test_self_bleu.py"],
     "evalkit/metrics/spec.py": ["tests/test_metric_declarations.py", "tests/test_task_metrics.py"],
-    "evalkit/metrics/task_metrics.py": ["tests/test_task_metrics.py"],
+    "evalkit/metrics/task_metrics.py": ["tests/test_task_metrics.py", "tests/test_metric_declarations.py"],
     "evalkit/scoring/code.py": ["tests/test_code.py", "-k", "not end_to_end"],
     "evalkit/scoring/code_hacks.py": ["tests/test_code_hacks.py"],
     "evalkit/scoring/ifeval.py": ["tests/test_ifeval.py", "-k", "not end_to_end"],
