@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import functools
 import importlib.abc
 import importlib.util
 import json
@@ -194,8 +195,15 @@ def _points(tree: ast.Module) -> list[tuple[ast.AST, str, object]]:
     return points
 
 
+@functools.cache
+def _source(module: str) -> str:
+    """The module's text, read once when the run starts: an edit during the run (the children are
+    forked later and inherit this cache) does not mix versions into the mutants."""
+    return (REPO / module).read_text()
+
+
 def mutants(module: str) -> list[Mutant]:
-    text = (REPO / module).read_text()
+    text = _source(module)
     lines = text.splitlines()
     return [
         Mutant(module, i, node.lineno, node.col_offset, change, lines[node.lineno - 1].strip())
@@ -216,7 +224,7 @@ class _Swap(ast.NodeTransformer):
 def mutated_code(module: str, index: int):
     """The module's code object with mutation point ``index`` applied."""
     path = REPO / module
-    tree = ast.parse(path.read_text())
+    tree = ast.parse(_source(module))
     node, _, (kind, *args) = _points(tree)[index]
     if kind == "compare":
         node.ops[args[0]] = args[1]()
